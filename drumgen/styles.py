@@ -1,0 +1,506 @@
+"""Style presets: one TOML file per style in ``styles/`` (file stem = id), loaded into a registry.
+
+A preset names its conditioning (dataset genre label and a tempo scale), its tempo range, GM drum
+kit, default sampling settings, humanization (:class:`~drumgen.humanize.HumanizeParams`) and any
+articulations. Adding a style is adding a file; see ``styles/j_dilla.toml`` for the schema.
+
+The styles directory defaults to ``<repo>/styles`` and can be overridden with the environment
+variable ``DRUMGEN_STYLES_DIR`` or the ``styles_dir`` argument of every function here. A preset
+file that does not parse or validate is logged and skipped (see :func:`preset_problems`) so the
+other presets still load. Style names are only ever looked up in the loaded registry, never
+used as paths.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drumgen.drum_map import VOICES
+from drumgen.humanize import Articulation, HumanizeParams
+from drumgen.pattern import MAX_TEMPO, MIN_TEMPO
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STYLES_DIR = REPO_ROOT / "styles"
+STYLES_DIR_ENV = "DRUMGEN_STYLES_DIR"
+DEFAULT_CHECKPOINT = Path("checkpoints") / "drumgen.pt"  # relative to the repo root
+CHECKPOINT_ENV = "DRUMGEN_CHECKPOINT"
+TRAIN_HINT = "train one with: python -m drumgen train --data ../shared/groove"
+
+# GM drum kits live in bank 128; these are their program numbers.
+KIT_PROGRAMS: dict[str, int] = {
+    "standard": 0, "room": 8, "power": 16, "electronic": 24,
+    "tr808": 25, "jazz": 32, "brush": 40, "orchestra": 48,
+}
+# Genre labels of the Groove MIDI Dataset that a preset may condition on.
+GENRES: tuple[str, ...] = (
+    "rock", "funk", "jazz", "latin", "hiphop", "soul", "punk",
+    "neworleans", "afrocuban", "pop", "afrobeat", "reggae",
+)
+KINDS: tuple[str, ...] = ("producer", "genre")
+PRODUCER_ORDER: tuple[str, ...] = ("j_dilla", "metro_boomin", "questlove")  # listed first, in this order
+FILL_EVERY_CHOICES: tuple[int, ...] = (0, 2, 4, 8)
+
+DEFAULT_TEMPO_SCALE = 1.0
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_TOP_K = 0  # 0 = no top-k truncation
+DEFAULT_TOP_P = 1.0  # 1.0 = no nucleus truncation
+DEFAULT_FILL_EVERY = 0
+DEFAULT_VERSION = 1
+
+MIN_SWING, MAX_SWING = 50.0, 75.0  # percent
+MIN_TEMPO_SCALE, MAX_TEMPO_SCALE = 0.25, 4.0
+MAX_TIMING_MS = 100.0  # bound on micro-timing, drift and per-voice offsets
+_ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_VERSIONED_RE = re.compile(r"^(?P<base>.+)_v(?P<version>\d+)$")
+_TOP_KEYS = frozenset(
+    {"name", "description", "kind", "kit", "fill_every", "checkpoint", "version",
+     "conditioning", "tempo", "sampling", "humanize", "articulations"}
+)
+_HUMANIZE_KEYS = frozenset(
+    {"swing", "micro_timing_ms", "drift_ms", "ghost_note_prob", "velocity_variation", "voice_offsets_ms"}
+)
+
+
+class StylePresetError(ValueError):
+    """A preset file is malformed; the message names the file and the field."""
+
+
+class UnknownStyleError(ValueError):
+    """No preset has that id or display name; the message lists the valid ids."""
+
+
+@dataclass(frozen=True)
+class StylePreset:
+    """One style. ``tempo_scale`` multiplies the tempo the model is conditioned on (0.5 = half-time
+    feel); ``fill_every`` is bars between fills (0 = none, default); ``checkpoint`` is a
+    repo-root-relative model path (default None = the shared checkpoint); ``version`` defaults to 1."""
+
+    id: str
+    name: str
+    description: str
+    kind: str
+    genre: str
+    tempo_scale: float
+    tempo_range: tuple[float, float]
+    default_tempo: float
+    kit: str
+    temperature: float
+    top_k: int
+    top_p: float
+    humanize: HumanizeParams = field(default_factory=HumanizeParams)
+    fill_every: int = DEFAULT_FILL_EVERY
+    checkpoint: str | None = None
+    version: int = DEFAULT_VERSION
+
+    @property
+    def model_id(self) -> str:
+        """Versioned id such as ``"j_dilla_v1"``."""
+        return f"{self.id}_v{self.version}"
+
+    @property
+    def kit_program(self) -> int:
+        """GM program number of the kit (bank 128)."""
+        return KIT_PROGRAMS[self.kit]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON-serializable values (fresh copies; mutating them is safe)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind,
+            "genre": self.genre,
+            "tempo_scale": self.tempo_scale,
+            "tempo_range": list(self.tempo_range),
+            "default_tempo": self.default_tempo,
+            "kit": self.kit,
+            "temperature": self.temperature,
+            "top_k": self.top_k,
+            "top_p": self.top_p,
+            "humanize": humanize_to_dict(self.humanize),
+            "fill_every": self.fill_every,
+            "checkpoint": self.checkpoint,
+            "version": self.version,
+        }
+
+
+def humanize_to_dict(params: HumanizeParams) -> dict[str, Any]:
+    """``HumanizeParams`` as a JSON-serializable dict (articulations as a list of dicts)."""
+    return {
+        "swing": params.swing,
+        "micro_timing_ms": params.micro_timing_ms,
+        "drift_ms": params.drift_ms,
+        "ghost_note_prob": params.ghost_note_prob,
+        "velocity_variation": params.velocity_variation,
+        "voice_offsets_ms": dict(params.voice_offsets_ms),
+        "articulations": [
+            {"type": a.type, "probability": a.probability, **_copy_json(a.options)}
+            for a in params.articulations
+        ],
+    }
+
+
+def _copy_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy_json(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+class _Reader:
+    """Typed access to one TOML table that raises ``StylePresetError`` naming file and field."""
+
+    def __init__(self, path: Path, table: dict[str, Any], prefix: str = "") -> None:
+        self.path, self.table, self.prefix = path, table, prefix
+
+    def fail(self, key: str, problem: str) -> StylePresetError:
+        return StylePresetError(f"{self.path}: field '{self.prefix}{key}' {problem}")
+
+    def check_keys(self, allowed: frozenset[str]) -> None:
+        for key in self.table:
+            if key not in allowed:
+                raise self.fail(key, f"is not a known field (expected one of: {', '.join(sorted(allowed))})")
+
+    def sub(self, key: str, required: bool = True) -> _Reader:
+        if key not in self.table:
+            if required:
+                raise self.fail(key, "is missing")
+            return _Reader(self.path, {}, f"{self.prefix}{key}.")
+        value = self.table[key]
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a table, got {type(value).__name__}")
+        return _Reader(self.path, value, f"{self.prefix}{key}.")
+
+    def string(self, key: str, default: str | None = None, *, required: bool = True) -> str | None:
+        if key not in self.table:
+            if required and default is None:
+                raise self.fail(key, "is missing")
+            return default
+        value = self.table[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, f"must be a non-empty string, got {value!r}")
+        return value.strip()
+
+    def choice(self, key: str, choices: tuple[str, ...] | dict[str, int]) -> str:
+        value = self.string(key)
+        if value not in choices:
+            raise self.fail(key, f"is {value!r}; expected one of: {', '.join(choices)}")
+        return value
+
+    def number(
+        self, key: str, default: float | None = None, *, lo: float | None = None, hi: float | None = None,
+        lo_open: bool = False,
+    ) -> float:
+        if key not in self.table:
+            if default is None:
+                raise self.fail(key, "is missing")
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(key, f"must be a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise self.fail(key, f"must be finite, got {value}")
+        self._check_range(key, value, lo, hi, lo_open)
+        return value
+
+    def integer(self, key: str, default: int, *, lo: int | None = None) -> int:
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"must be an integer, got {value!r}")
+        self._check_range(key, value, lo, None, False)
+        return value
+
+    def _check_range(self, key: str, value: float, lo: float | None, hi: float | None, lo_open: bool) -> None:
+        too_low = lo is not None and (value <= lo if lo_open else value < lo)
+        too_high = hi is not None and value > hi
+        if too_low or too_high:
+            left = "(" if lo_open else "["
+            bounds = f"{left}{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
+            raise self.fail(key, f"is {value:g}; must be in {bounds}")
+
+
+def _check_json_value(path: Path, where: str, value: Any) -> None:
+    """Articulation options must be plain JSON values (TOML dates/times are not)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_json_value(path, f"{where}.{k}", v)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_json_value(path, f"{where}[{i}]", v)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise StylePresetError(f"{path}: field '{where}' must be finite, got {value}")
+    elif not isinstance(value, str | int | float | bool):
+        raise StylePresetError(f"{path}: field '{where}' has unsupported type {type(value).__name__}")
+
+
+def _read_articulations(path: Path, raw: Any) -> tuple[Articulation, ...]:
+    if not isinstance(raw, list):
+        raise StylePresetError(f"{path}: field 'articulations' must be an array of tables [[articulations]]")
+    arts = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise StylePresetError(f"{path}: field 'articulations[{i}]' must be a table")
+        r = _Reader(path, item, f"articulations[{i}].")
+        art_type = r.string("type")
+        probability = r.number("probability", Articulation.probability, lo=0.0, hi=1.0)
+        options = {k: v for k, v in item.items() if k not in ("type", "probability")}
+        for k, v in options.items():
+            _check_json_value(path, f"articulations[{i}].{k}", v)
+        arts.append(Articulation(type=art_type, probability=probability, options=options))
+    return tuple(arts)
+
+
+def _read_humanize(path: Path, r: _Reader, articulations: tuple[Articulation, ...]) -> HumanizeParams:
+    r.check_keys(_HUMANIZE_KEYS)
+    base = HumanizeParams()
+    offsets = dict(base.voice_offsets_ms)  # voices a preset leaves out keep the dataset offsets
+    off = r.sub("voice_offsets_ms", required=False)
+    off.check_keys(frozenset(VOICES))
+    for voice in off.table:
+        offsets[voice] = off.number(voice, lo=-MAX_TIMING_MS, hi=MAX_TIMING_MS)
+    return HumanizeParams(
+        swing=r.number("swing", base.swing, lo=MIN_SWING, hi=MAX_SWING),
+        micro_timing_ms=r.number("micro_timing_ms", base.micro_timing_ms, lo=0.0, hi=MAX_TIMING_MS),
+        drift_ms=r.number("drift_ms", base.drift_ms, lo=0.0, hi=MAX_TIMING_MS),
+        ghost_note_prob=r.number("ghost_note_prob", base.ghost_note_prob, lo=0.0, hi=1.0),
+        velocity_variation=r.number("velocity_variation", base.velocity_variation, lo=0.0, hi=1.0),
+        voice_offsets_ms=offsets,
+        articulations=articulations,
+    )
+
+
+def load_preset(path: str | os.PathLike[str]) -> StylePreset:
+    """Parse and validate one preset file; raises ``StylePresetError`` naming the file and field.
+
+    Optional fields and their defaults: ``fill_every`` 0, ``checkpoint`` none, ``version`` 1,
+    ``conditioning.tempo_scale`` 1.0, ``[sampling]`` temperature 1.0 / top_k 0 / top_p 1.0, every
+    ``[humanize]`` value (the ``HumanizeParams`` defaults; unlisted voices keep their default
+    offsets), ``[[articulations]]`` none.
+    """
+    path = Path(path)
+    stem = path.stem
+    if not _ID_RE.match(stem):
+        raise StylePresetError(f"{path}: file name must be a lowercase id [a-z][a-z0-9_]*, e.g. j_dilla.toml")
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise StylePresetError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise StylePresetError(f"{path}: not valid UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise StylePresetError(f"{path}: cannot read: {exc}") from exc
+
+    r = _Reader(path, data)
+    r.check_keys(_TOP_KEYS)
+    cond = r.sub("conditioning")
+    cond.check_keys(frozenset({"genre", "tempo_scale"}))
+    tempo = r.sub("tempo")
+    tempo.check_keys(frozenset({"min", "max", "default"}))
+    sampling = r.sub("sampling", required=False)
+    sampling.check_keys(frozenset({"temperature", "top_k", "top_p"}))
+
+    lo = tempo.number("min", lo=MIN_TEMPO, hi=MAX_TEMPO)
+    hi = tempo.number("max", lo=MIN_TEMPO, hi=MAX_TEMPO)
+    default_tempo = tempo.number("default", lo=MIN_TEMPO, hi=MAX_TEMPO)
+    if not lo <= default_tempo <= hi:
+        raise tempo.fail("default", f"is {default_tempo:g}; need min <= default <= max ({lo:g}-{hi:g} BPM)")
+    tempo_scale = cond.number("tempo_scale", DEFAULT_TEMPO_SCALE, lo=MIN_TEMPO_SCALE, hi=MAX_TEMPO_SCALE)
+    if lo * tempo_scale < MIN_TEMPO or hi * tempo_scale > MAX_TEMPO:
+        raise cond.fail(
+            "tempo_scale",
+            f"is {tempo_scale:g}; the conditioned tempo {lo * tempo_scale:g}-{hi * tempo_scale:g} BPM "
+            f"leaves {MIN_TEMPO:g}-{MAX_TEMPO:g} BPM",
+        )
+
+    fill_every = r.integer("fill_every", DEFAULT_FILL_EVERY)
+    if fill_every not in FILL_EVERY_CHOICES:
+        choices = ", ".join(map(str, FILL_EVERY_CHOICES))
+        raise r.fail("fill_every", f"is {fill_every}; expected one of: {choices}")
+
+    articulations = _read_articulations(path, data.get("articulations", []))
+    return StylePreset(
+        id=stem,
+        name=r.string("name"),
+        description=r.string("description"),
+        kind=r.choice("kind", KINDS),
+        genre=cond.choice("genre", GENRES),
+        tempo_scale=tempo_scale,
+        tempo_range=(lo, hi),
+        default_tempo=default_tempo,
+        kit=r.choice("kit", KIT_PROGRAMS),
+        temperature=sampling.number("temperature", DEFAULT_TEMPERATURE, lo=0.0),
+        top_k=sampling.integer("top_k", DEFAULT_TOP_K, lo=0),
+        top_p=sampling.number("top_p", DEFAULT_TOP_P, lo=0.0, hi=1.0, lo_open=True),
+        humanize=_read_humanize(path, r.sub("humanize", required=False), articulations),
+        fill_every=fill_every,
+        checkpoint=r.string("checkpoint", required=False),
+        version=r.integer("version", DEFAULT_VERSION, lo=1),
+    )
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class _Registry:
+    presets: tuple[StylePreset, ...]
+    problems: dict[str, str]  # file path -> error message
+    broken_ids: dict[str, str]  # id (file stem) -> error message
+
+
+def _normalize(name: str) -> str:
+    """Case/spacing-insensitive key: "J Dilla", "j-dilla" and "J_DILLA" all give "j_dilla"."""
+    return re.sub(r"[\s\-_]+", "_", name.strip().lower()).strip("_")
+
+
+def _sort_key(p: StylePreset) -> tuple[int, int, str]:
+    if p.kind == "producer":
+        rank = PRODUCER_ORDER.index(p.id) if p.id in PRODUCER_ORDER else len(PRODUCER_ORDER)
+        return (0, rank, p.id)
+    return (1, 0, p.id)
+
+
+def _resolve_dir(styles_dir: str | os.PathLike[str] | None) -> Path:
+    if styles_dir is None:
+        styles_dir = os.environ.get(STYLES_DIR_ENV) or DEFAULT_STYLES_DIR
+    path = Path(styles_dir).expanduser().resolve()
+    if not path.is_dir():
+        raise FileNotFoundError(f"styles directory not found: {path} (set ${STYLES_DIR_ENV} or styles_dir)")
+    return path
+
+
+def _registry(styles_dir: str | os.PathLike[str] | None) -> _Registry:
+    path = _resolve_dir(styles_dir)
+    # Keyed by the directory plus each file's mtime/size, so an added or edited preset is picked up.
+    signature = []
+    for f in sorted(path.glob("*.toml")):
+        try:
+            st = f.stat()
+        except OSError:  # removed while listing
+            continue
+        signature.append((f.name, st.st_mtime_ns, st.st_size))
+    return _load_dir(str(path), tuple(signature))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_dir(path: str, signature: tuple[tuple[str, int, int], ...]) -> _Registry:
+    presets: list[StylePreset] = []
+    problems: dict[str, str] = {}
+    broken: dict[str, str] = {}
+    by_key: dict[str, str] = {}  # normalized id/name -> id that claimed it
+    for name, _, _ in signature:
+        file = Path(path) / name
+        try:
+            preset = load_preset(file)
+            for key in (preset.id, _normalize(preset.name)):
+                if key in by_key and by_key[key] != preset.id:
+                    raise StylePresetError(
+                        f"{file}: field 'name' {preset.name!r} clashes with style '{by_key[key]}'"
+                    )
+        except StylePresetError as exc:
+            log.warning("skipping style preset: %s", exc)
+            problems[str(file)] = str(exc)
+            broken[file.stem] = str(exc)
+            continue
+        by_key[preset.id] = by_key[_normalize(preset.name)] = preset.id
+        presets.append(preset)
+    presets.sort(key=_sort_key)
+    return _Registry(tuple(presets), problems, broken)
+
+
+def clear_cache() -> None:
+    """Forget loaded presets (they are also reloaded automatically when a file changes)."""
+    _load_dir.cache_clear()
+
+
+def list_styles(styles_dir: str | os.PathLike[str] | None = None) -> list[StylePreset]:
+    """All valid presets: producers first (j_dilla, metro_boomin, questlove, then any others by id),
+    then genres by id. Malformed files are skipped (see :func:`preset_problems`)."""
+    return list(_registry(styles_dir).presets)
+
+
+def list_available_styles(styles_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """Ids (file stems, e.g. ``"j_dilla"``) of all valid presets, in :func:`list_styles` order."""
+    return [p.id for p in _registry(styles_dir).presets]
+
+
+def preset_problems(styles_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """Files that were skipped, as ``{file path: error message}``; empty when all presets load."""
+    return dict(_registry(styles_dir).problems)
+
+
+def get_style(name: str, styles_dir: str | os.PathLike[str] | None = None) -> StylePreset:
+    """Look a preset up by id, display name or versioned id (``"j_dilla_v1"``); case-insensitive,
+    spaces/hyphens/underscores interchangeable. Raises ``UnknownStyleError`` listing the valid ids, or
+    ``StylePresetError`` with the load problem when the named preset's file is malformed."""
+    reg = _registry(styles_dir)
+    valid = ", ".join(p.id for p in reg.presets) or "(none)"
+    if not isinstance(name, str) or not _normalize(name):
+        raise UnknownStyleError(f"style name must be a non-empty string, got {name!r}; valid styles: {valid}")
+    key = _normalize(name)
+    for p in reg.presets:
+        if key == p.id:
+            return p
+    for p in reg.presets:
+        if key == _normalize(p.name):
+            return p
+    m = _VERSIONED_RE.match(key)
+    if m:
+        for p in reg.presets:
+            if p.id == m["base"] and p.version == int(m["version"]):
+                return p
+    broken = reg.broken_ids.get(key) or (m and reg.broken_ids.get(m["base"]))
+    if broken:
+        raise StylePresetError(f"style {key!r} could not be loaded: {broken}")
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    raise UnknownStyleError(f"unknown style {shown!r}; valid styles: {valid}")
+
+
+def get_style_id(name: str, styles_dir: str | os.PathLike[str] | None = None) -> str:
+    """Versioned model id of a style, e.g. ``"j_dilla_v1"`` (id + ``_v`` + version)."""
+    return get_style(name, styles_dir).model_id
+
+
+def get_style_params(name: str, styles_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The style's humanization as a dict: swing, micro_timing_ms, drift_ms, ghost_note_prob,
+    velocity_variation, voice_offsets_ms and articulations (a list of dicts)."""
+    return humanize_to_dict(get_style(name, styles_dir).humanize)
+
+
+def get_model_path(style_id: str, styles_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Checkpoint for a style (plain or versioned id, or display name): the preset's own ``checkpoint``
+    (repo-root relative) when it names one, else ``$DRUMGEN_CHECKPOINT`` (relative to the working
+    directory) or ``DEFAULT_CHECKPOINT`` (``checkpoints/drumgen.pt`` under the repo root). Raises
+    ``FileNotFoundError`` naming the path when the file does not exist."""
+    preset = get_style(style_id, styles_dir)
+    if preset.checkpoint:
+        path = Path(preset.checkpoint).expanduser()
+        path = path if path.is_absolute() else REPO_ROOT / path
+        source = f"checkpoint of style '{preset.id}'"
+    elif os.environ.get(CHECKPOINT_ENV):
+        path = Path(os.environ[CHECKPOINT_ENV]).expanduser().resolve()
+        source = f"checkpoint from ${CHECKPOINT_ENV}"
+    else:
+        path = REPO_ROOT / DEFAULT_CHECKPOINT
+        source = "shared checkpoint"
+    if not path.is_file():
+        raise FileNotFoundError(f"no model: {source} {path} does not exist; {TRAIN_HINT}")
+    return path
