@@ -1,0 +1,155 @@
+"""Autoregressive generation: KV-cached, grammar-constrained, batched, seeded.
+
+Long patterns slide: when a sample starts a bar and its context already holds
+``MAX_CONTEXT_BARS`` bars (or would overflow the model's block), the context is
+rebuilt from the conditioning prefix and its last ``KEEP_BARS`` bars, as training
+windows start at arbitrary bars.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from drumgen.model import DrumPatternTransformer
+from drumgen.pattern import MAX_BARS, MIN_BARS, Pattern
+from drumgen.sampling import (
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_K,
+    DEFAULT_TOP_P,
+    Grammar,
+    SampleState,
+    check_sampling,
+    sample_next,
+)
+from drumgen.tokenizer import DrumTokenizer
+
+log = logging.getLogger(__name__)
+
+MAX_CONTEXT_BARS = 8  # training windows hold at most 8 bars
+KEEP_BARS = 4  # bars kept when a context is rebuilt
+MAX_SAMPLES = 16
+
+
+def fill_bar_set(num_bars: int, fill_every: int) -> set[int]:
+    """Bars (0-based) that are fills: the last bar of every ``fill_every`` (0 = none)."""
+    if fill_every < 0:
+        raise ValueError(f"fill_every must be 0 (off) or a positive number of bars, got {fill_every}")
+    if fill_every == 0:
+        return set()
+    return {b for b in range(num_bars) if (b + 1) % fill_every == 0}
+
+
+def _grammar(tok: DrumTokenizer) -> Grammar:
+    cached = getattr(tok, "_grammar", None)
+    if cached is None:
+        cached = Grammar(tok)
+        tok._grammar = cached  # built once per tokenizer
+    return cached
+
+
+@torch.inference_mode()
+def generate_tokens(
+    model: DrumPatternTransformer,
+    tokenizer: DrumTokenizer,
+    genre: str = "rock",
+    tempo: float = 120.0,
+    num_bars: int = 4,
+    fill_bars: set[int] | None = None,
+    prompt_tokens: list[int] | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    top_k: int = DEFAULT_TOP_K,
+    top_p: float = DEFAULT_TOP_P,
+    seed: int = 0,
+    num_samples: int = 1,
+) -> list[list[int]]:
+    """Token ids of ``num_samples`` new patterns of exactly ``num_bars`` bars (no prefix).
+
+    ``prompt_tokens`` (a conditioned sequence from :meth:`DrumTokenizer.encode`) replaces
+    the ``genre``/``tempo`` prefix, and generation continues it with new bars.
+    """
+    check_sampling(temperature, top_k, top_p)
+    if isinstance(num_bars, bool) or not isinstance(num_bars, int) or not MIN_BARS <= num_bars <= MAX_BARS:
+        raise ValueError(f"num_bars must be a whole number from {MIN_BARS} to {MAX_BARS}, got {num_bars!r}")
+    if not 1 <= num_samples <= MAX_SAMPLES:
+        raise ValueError(f"num_samples must be from 1 to {MAX_SAMPLES}, got {num_samples}")
+    device = next(model.parameters()).device
+    grammar = _grammar(tokenizer)
+    block = model.config.block_size
+    prefix = list(prompt_tokens) if prompt_tokens else tokenizer.prefix(genre, tempo)
+    head = prefix[:3]  # BOS Genre Tempo: kept when a context is rebuilt
+    if len(prefix) + 2 * grammar.max_bar_tokens >= block:
+        prefix = head + _last_bars(prefix[3:], tokenizer, KEEP_BARS)
+    states = [SampleState(grammar, num_bars, fill_bars or set()) for _ in range(num_samples)]
+    context_bars = [prefix.count(tokenizer.ids.bar)] * num_samples
+    history = [list(prefix) for _ in range(num_samples)]  # tokens in each row's context
+
+    gen = torch.Generator(device=device).manual_seed(int(seed) % (2**63))
+    cache = model.new_cache(num_samples)
+    x = torch.tensor([prefix] * num_samples, device=device)
+    logits = model(x, cache, last_only=True)[:, -1]  # (B, V)
+    neg_inf = float("-inf")
+    while True:
+        mask = torch.stack([s.mask() for s in states]).to(device)  # (B, V)
+        nxt = sample_next(logits.masked_fill(~mask, neg_inf), temperature, top_k, top_p, gen)  # (B,)
+        picked = nxt.tolist()
+        rebuild: list[int] = []
+        for i, (state, token) in enumerate(zip(states, picked, strict=True)):
+            was_done = state.done
+            state.advance(token)
+            if was_done or state.done:
+                continue
+            history[i].append(token)
+            if token == tokenizer.ids.bar:
+                context_bars[i] += 1
+            # rebuild right after a bar header, when the context is full
+            if token in tokenizer.ids.bar_kind.values() and (
+                    context_bars[i] > MAX_CONTEXT_BARS
+                    or int(cache.lengths[i]) + grammar.max_bar_tokens + 2 >= block):
+                rebuild.append(i)
+        if all(s.done for s in states):
+            break
+        logits = model(nxt[:, None], cache, last_only=True)[:, -1]
+        for i in rebuild:
+            history[i] = head + _last_bars(history[i][3:], tokenizer, KEEP_BARS + 1)
+            context_bars[i] = KEEP_BARS + 1
+            row_cache = model.new_cache(1)
+            row_logits = model(torch.tensor([history[i]], device=device), row_cache, last_only=True)[:, -1]
+            cache.copy_row_from(row_cache, i)
+            logits[i] = row_logits[0]
+    return [s.tokens for s in states]
+
+
+def _last_bars(tokens: list[int], tok: DrumTokenizer, n: int) -> list[int]:
+    """The tokens of the last ``n`` bars (each starting with ``Bar``)."""
+    starts = [i for i, t in enumerate(tokens) if t == tok.ids.bar]
+    return tokens[starts[-n]:] if len(starts) >= n else tokens
+
+
+def generate_pattern(
+    model: DrumPatternTransformer,
+    tokenizer: DrumTokenizer,
+    prompt_tokens: list[int] | None = None,
+    num_bars: int = 4,
+    temperature: float = DEFAULT_TEMPERATURE,
+    top_k: int = DEFAULT_TOP_K,
+    top_p: float = DEFAULT_TOP_P,
+    seed: int = 0,
+    num_samples: int = 1,
+    genre: str = "rock",
+    tempo: float = 120.0,
+    fill_every: int = 0,
+    fill_bars: set[int] | None = None,
+) -> list[Pattern]:
+    """Sample ``num_samples`` patterns of ``num_bars`` bars at ``tempo`` (quantized, not humanized).
+
+    Defaults: 4 bars, temperature 1.0, top-k 50, top-p 0.9, seed 0, one sample, genre rock,
+    120 BPM, no fills. ``fill_every`` N makes the last bar of every N a fill; ``fill_bars``
+    names fill bars (0-based) directly.
+    """
+    fills = set(fill_bars or set()) | fill_bar_set(num_bars, fill_every)
+    token_lists = generate_tokens(model, tokenizer, genre=genre, tempo=tempo, num_bars=num_bars,
+                                  fill_bars=fills, prompt_tokens=prompt_tokens, temperature=temperature,
+                                  top_k=top_k, top_p=top_p, seed=seed, num_samples=num_samples)
+    return [tokenizer.decode(tokens, bars=num_bars, tempo=tempo).validate() for tokens in token_lists]

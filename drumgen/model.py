@@ -1,0 +1,167 @@
+"""DrumPatternTransformer: a small decoder-only transformer with a key/value cache.
+
+nanoGPT-shaped: a config dataclass, pre-norm blocks, learned positions, tied
+embeddings. The checkpoint is ``{"model_args": asdict(config), "model": state_dict, ...}``
+and is rebuilt with ``DrumPatternTransformer(ModelConfig(**ckpt["model_args"]))``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class ModelConfig:
+    """Defaults give about 3.2 M parameters: 4 layers, 4 heads, width 256, context 1024."""
+
+    vocab_size: int = 181
+    block_size: int = 1024  # longest sequence (tokens) the model attends over
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 256
+    dropout: float = 0.1
+
+
+class KVCache:
+    """Preallocated keys and values of every layer: (layers, B, heads, block_size, head_dim).
+
+    Rows may hold sequences of different lengths (``lengths``, (B,)): a row whose context
+    was rebuilt is shorter than the others, and attention masks out what it has not filled.
+    """
+
+    def __init__(self, config: ModelConfig, batch: int, device: torch.device | str, dtype: torch.dtype) -> None:
+        shape = (config.n_layer, batch, config.n_head, config.block_size, config.n_embd // config.n_head)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.lengths = torch.zeros(batch, dtype=torch.long, device=device)  # positions filled per row
+        self.uniform = True  # all rows have the same length
+
+    @property
+    def length(self) -> int:
+        return int(self.lengths.max())
+
+    def copy_row_from(self, other: KVCache, row: int) -> None:
+        """Replace row ``row`` with the single-row cache ``other`` (a rebuilt context)."""
+        n = other.length
+        self.k[:, row, :, :n] = other.k[:, 0, :, :n]
+        self.v[:, row, :, :n] = other.v[:, 0, :, :n]
+        self.lengths[row] = n
+        self.uniform = bool((self.lengths == self.lengths[0]).all())
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.proj = nn.Linear(config.n_embd, config.n_embd)
+        self.dropout = config.dropout
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
+        B, T, C = x.shape
+        # project to queries, keys, values: each (B, nh, T, hd)
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if cache is None:
+            drop = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
+        elif cache.uniform:
+            # write this step's keys/values into the cache, attend over everything so far
+            start = cache.length
+            cache.k[layer, :, :, start:start + T] = k
+            cache.v[layer, :, :, start:start + T] = v
+            keys, values = cache.k[layer, :, :, :start + T], cache.v[layer, :, :, :start + T]
+            if T == 1:
+                y = F.scaled_dot_product_attention(q, keys, values)
+            else:  # prefill: causal within the new block, full view of the past
+                mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)
+                y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        else:  # rows of different lengths, one new token each: write at each row's end
+            if T != 1:
+                raise ValueError("a cache with rows of different lengths takes one token at a time")
+            rows = torch.arange(B, device=x.device)
+            cache.k[layer, rows, :, cache.lengths] = k[:, :, 0]
+            cache.v[layer, rows, :, cache.lengths] = v[:, :, 0]
+            span = cache.length + 1
+            valid = torch.arange(span, device=x.device)[None, :] <= cache.lengths[:, None]  # (B, span)
+            keys, values = cache.k[layer, :, :, :span], cache.v[layer, :, :, :span]
+            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=valid[:, None, None, :])
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.proj(y)
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.n_embd)
+        self.mlp = nn.Sequential(
+            nn.Linear(config.n_embd, 4 * config.n_embd), nn.GELU(),
+            nn.Linear(4 * config.n_embd, config.n_embd), nn.Dropout(config.dropout),
+        )
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cache, layer)
+        return x + self.mlp(self.ln2(x))
+
+
+class DrumPatternTransformer(nn.Module):
+    """Decoder-only transformer over drum tokens; ``forward`` takes an optional KV cache."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
+        self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.head.weight = self.tok_emb.weight  # tied embeddings
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
+            if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def new_cache(self, batch: int) -> KVCache:
+        p = next(self.parameters())
+        return KVCache(self.config, batch, p.device, p.dtype)
+
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
+        """Logits (B, T, V) for token ids ``idx`` (B, T); with a cache, ``idx`` continues it."""
+        B, T = idx.shape
+        start = cache.length if cache is not None else 0
+        if start + T > self.config.block_size:
+            raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}")
+        if cache is not None and not cache.uniform:
+            pos = cache.lengths[:, None]  # (B, 1): each row continues at its own length
+        else:
+            pos = torch.arange(start, start + T, device=idx.device)
+        x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, i)
+        if cache is not None:
+            cache.lengths += T
+        if last_only:
+            x = x[:, -1:, :]
+        return self.head(self.ln_f(x))  # (B, T or 1, V)

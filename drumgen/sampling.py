@@ -1,0 +1,168 @@
+"""Sampling filters as small pure functions on (B, V) logits, and the token grammar.
+
+Order: grammar mask -> temperature -> top-k -> top-p -> draw. Temperature 0 is greedy.
+Bad values raise ``ValueError`` naming the value.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from drumgen.tokenizer import DrumTokenizer
+
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_TOP_K = 50
+DEFAULT_TOP_P = 0.9
+
+
+def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
+    """Raise ``ValueError`` naming the first bad sampling value."""
+    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        raise ValueError(f"top_k must be a whole number >= 0 (0 = off), got {top_k!r}")
+    if not isinstance(top_p, (int, float)) or not math.isfinite(top_p) or not 0 <= top_p <= 1:
+        raise ValueError(f"top_p must be a number from 0 to 1 (1 = off), got {top_p!r}")
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Divide (B, V) logits by ``temperature`` (> 0)."""
+    if temperature <= 0 or not math.isfinite(temperature):
+        raise ValueError(f"temperature must be > 0 here (use greedy for 0), got {temperature!r}")
+    return logits / temperature
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the ``k`` largest logits of each row (0 or k >= V keeps all); the rest become -inf."""
+    if k < 0:
+        raise ValueError(f"top_k must be >= 0, got {k}")
+    if k == 0 or k >= logits.size(-1):
+        return logits
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (B, 1)
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep the smallest set of tokens whose probability reaches ``p`` (always at least one)."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"top_p must be in [0, 1], got {p}")
+    if p >= 1:
+        return logits
+    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)  # (B, V)
+    cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    # drop a token when the tokens before it already reach p
+    drop_sorted = (cum - sorted_logits.softmax(dim=-1)) >= p
+    drop_sorted[..., 0] = False
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw one token id per row of (B, V) logits: temperature -> top-k -> top-p; 0 = greedy."""
+    check_sampling(temperature, top_k, top_p)
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = top_p_filter(top_k_filter(apply_temperature(logits, temperature), top_k), top_p)
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class Grammar:
+    """A state machine over token types that masks every illegal next token.
+
+    Per bar: ``Bar BarKind (Position (PitchDrum Velocity)+)*`` with positions rising and,
+    at one position, drum pitches rising (so no duplicate hit). After the last requested
+    bar, ``Bar`` or ``EOS`` ends the sample. ``max_bar_tokens`` caps a bar's length.
+    """
+
+    AFTER_BAR_KIND, AFTER_POSITION, AFTER_PITCH = 0, 1, 2
+
+    def __init__(self, tok: DrumTokenizer, max_bar_tokens: int = 200) -> None:
+        self.tok = tok
+        self.max_bar_tokens = max_bar_tokens
+        ids = tok.ids
+        V = len(tok)
+        self.pitches = sorted(ids.pitch)
+        n_pos, n_pitch = len(ids.position), len(self.pitches)
+
+        def mask(token_ids: list[int]) -> torch.Tensor:
+            m = torch.zeros(V, dtype=torch.bool)
+            m[token_ids] = True
+            return m
+
+        ends = [ids.bar, ids.eos]
+        # table rows: 0 after BarKind, 1 after Position, 2 after PitchDrum,
+        # 3 + p * n_pitch + d after Velocity of pitch index d at position p
+        rows = [mask(ids.position + ends), mask(list(ids.pitch.values())), mask(ids.velocity)]
+        for p in range(n_pos):
+            for d in range(n_pitch):
+                later = ids.position[p + 1:] + [ids.pitch[q] for q in self.pitches[d + 1:]]
+                rows.append(mask(later + ends))
+        self.table = torch.stack(rows)  # (states, V)
+        self.end_only = mask(ends)
+        self.n_pitch = n_pitch
+        self.position_index = {t: i for i, t in enumerate(ids.position)}
+        self.pitch_index = {ids.pitch[p]: i for i, p in enumerate(self.pitches)}
+
+
+class SampleState:
+    """Where one sample is in the grammar."""
+
+    def __init__(self, grammar: Grammar, num_bars: int, fill_bars: set[int]) -> None:
+        self.g = grammar
+        self.num_bars = num_bars
+        self.fill_bars = fill_bars
+        self.bar = -1  # index of the bar being written
+        self.bar_tokens = 0
+        self.state = Grammar.AFTER_BAR_KIND
+        self.position = 0
+        self.forced: int | None = grammar.tok.ids.bar  # a sample opens with Bar
+        self.done = False
+        self.tokens: list[int] = []
+
+    def mask(self) -> torch.Tensor:
+        """Legal next tokens (V,) as a bool mask."""
+        V = self.g.table.size(1)
+        if self.done:
+            m = torch.zeros(V, dtype=torch.bool)
+            m[self.g.tok.ids.pad] = True
+            return m
+        if self.forced is not None:
+            m = torch.zeros(V, dtype=torch.bool)
+            m[self.forced] = True
+            return m
+        if self.bar_tokens >= self.g.max_bar_tokens and self.state != Grammar.AFTER_POSITION \
+                and self.state != Grammar.AFTER_PITCH:
+            return self.g.end_only
+        return self.g.table[self.state]
+
+    def advance(self, token: int) -> None:
+        """Take the sampled ``token`` and move the state on."""
+        if self.done:
+            return
+        ids = self.g.tok.ids
+        self.forced = None
+        if token in (ids.bar, ids.eos):  # both close the bar; both end the sample after the last
+            if self.bar + 1 >= self.num_bars:
+                self.done = True
+                return
+            self.bar += 1
+            self.bar_tokens = 1
+            self.tokens.append(ids.bar)
+            self.forced = ids.bar_kind["fill" if self.bar in self.fill_bars else "beat"]
+            return
+        self.tokens.append(token)
+        self.bar_tokens += 1
+        if token in ids.bar_kind.values():
+            self.state = Grammar.AFTER_BAR_KIND
+        elif token in self.g.position_index:
+            self.position = self.g.position_index[token]
+            self.state = Grammar.AFTER_POSITION
+        elif token in self.g.pitch_index:
+            self.pitch = self.g.pitch_index[token]
+            self.state = Grammar.AFTER_PITCH
+        else:  # a velocity closes a hit
+            self.state = 3 + self.position * self.g.n_pitch + self.pitch

@@ -1,0 +1,246 @@
+"""Drum tokens: a MidiTok REMI tokenizer for drums plus conditioning tokens.
+
+A sequence is ``BOS Genre_x Tempo_y`` then, for every bar, ``Bar_None BarKind_beat|fill``
+followed by the bar's hits as ``Position_p (PitchDrum_d Velocity_v)+``. Positions
+resolve 24 steps per beat (16ths, 32nds and triplets all land on it); hits are reduced
+to the nine canonical voices; there are no duration tokens (drums are one-shots).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from miditok import REMI, TokenizerConfig, TokSequence
+from symusic import Note as SymNote
+from symusic import Score, Track
+
+from drumgen.drum_map import CANONICAL_PITCHES, canonical_pitch
+from drumgen.pattern import PPQ, Note, Pattern, clamp_velocity
+
+log = logging.getLogger(__name__)
+
+STEPS_PER_BEAT = 24  # grid of the Position tokens: holds 16ths (6), 32nds (3) and triplets (8)
+TICKS_PER_STEP = PPQ // STEPS_PER_BEAT
+NUM_VELOCITY_BINS = 16  # bins of 8: five of them (<= 40) for ghost notes
+DRUM_PITCH_RANGE = (min(CANONICAL_PITCHES), max(CANONICAL_PITCHES) + 1)
+GENRES: tuple[str, ...] = (
+    "afrobeat", "afrocuban", "blues", "country", "dance", "funk", "gospel", "highlife", "hiphop",
+    "jazz", "latin", "middleeastern", "neworleans", "pop", "punk", "reggae", "rock", "soul",
+)
+# Upper edges (BPM) of the tempo bins; the last bin is open-ended.
+TEMPO_BIN_EDGES: tuple[float, ...] = (70, 80, 90, 100, 110, 120, 135, 150, 170, 200)
+BAR_KINDS: tuple[str, ...] = ("beat", "fill")
+TOKENIZER_FILENAME = "tokenizer.json"
+
+
+def genre_of(style_label: str) -> str:
+    """The dataset's genre label: the part of ``style`` before ``/`` or ``-``."""
+    return style_label.replace("-", "/").split("/")[0].strip().lower()
+
+
+def tempo_bin(bpm: float) -> int:
+    """Index of the tempo bin that holds ``bpm``."""
+    for i, edge in enumerate(TEMPO_BIN_EDGES):
+        if bpm < edge:
+            return i
+    return len(TEMPO_BIN_EDGES)
+
+
+@dataclass(frozen=True)
+class TokenIds:
+    """Ids of the token types the grammar needs, looked up once."""
+
+    pad: int
+    bos: int
+    eos: int
+    bar: int
+    genre: dict[str, int]
+    tempo: list[int]
+    bar_kind: dict[str, int]
+    position: list[int]  # index = step within the bar
+    pitch: dict[int, int]  # canonical GM pitch -> id
+    velocity: list[int]  # index = bin
+
+
+class DrumTokenizer:
+    """MidiTok REMI for drums with genre, tempo-bin and beat/fill conditioning tokens."""
+
+    def __init__(self, remi: REMI | None = None) -> None:
+        if remi is None:
+            remi = REMI(default_config())
+        self.remi = remi
+        for token in conditioning_tokens():
+            if token not in self.remi.vocab:
+                self.remi.add_to_vocab(token)
+        self.vocab: dict[str, int] = dict(self.remi.vocab)
+        self.id_to_token: list[str] = [""] * len(self.vocab)
+        for token, idx in self.vocab.items():
+            self.id_to_token[idx] = token
+        v = self.vocab
+        self.ids = TokenIds(
+            pad=v["PAD_None"],
+            bos=v["BOS_None"],
+            eos=v["EOS_None"],
+            bar=v["Bar_None"],
+            genre={g: v[f"Genre_{g}"] for g in GENRES},
+            tempo=[v[f"Tempo_{i}"] for i in range(len(TEMPO_BIN_EDGES) + 1)],
+            bar_kind={k: v[f"BarKind_{k}"] for k in BAR_KINDS},
+            position=[v[f"Position_{p}"] for p in range(STEPS_PER_BEAT * 4)],
+            pitch={p: v[f"PitchDrum_{p}"] for p in CANONICAL_PITCHES},
+            velocity=[v[t] for t in sorted((t for t in v if t.startswith("Velocity_")),
+                                           key=lambda t: int(t.split("_")[1]))],
+        )
+        self.velocity_values = sorted(int(t.split("_")[1]) for t in v if t.startswith("Velocity_"))
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    # --- conditioning ---------------------------------------------------------------
+    def prefix(self, genre: str, bpm: float) -> list[int]:
+        """``BOS Genre Tempo``: the conditioning that starts every sequence."""
+        if genre not in self.ids.genre:
+            raise ValueError(f"unknown genre {genre!r}; known: {', '.join(GENRES)}")
+        return [self.ids.bos, self.ids.genre[genre], self.ids.tempo[tempo_bin(bpm)]]
+
+    # --- encoding -------------------------------------------------------------------
+    def encode_bars(self, pattern: Pattern, fill_bars: set[int] | None = None) -> list[list[int]]:
+        """Token ids of each bar (``Bar BarKind hits...``) of a 4/4 pattern quantized to the grid."""
+        if pattern.time_signature != (4, 4):
+            raise ValueError("the tokenizer handles 4/4 patterns only")
+        fill_bars = fill_bars or set()
+        bars: list[list[int]] = []
+        if pattern.notes:
+            seq = self.remi.encode(pattern_to_score(pattern))
+            seq = seq[0] if isinstance(seq, list) else seq
+            ids = [self.vocab[t] for t in seq.tokens]
+            for token_id in ids:
+                if token_id == self.ids.bar:
+                    bars.append([])
+                elif bars:
+                    bars[-1].append(token_id)
+        while len(bars) < pattern.bars:  # REMI leaves out trailing empty bars
+            bars.append([])
+        kinds = [self.ids.bar_kind["fill" if b in fill_bars else "beat"] for b in range(pattern.bars)]
+        return [[self.ids.bar, kinds[b], *bars[b]] for b in range(pattern.bars)]
+
+    def encode(self, pattern: Pattern, genre: str, fill_bars: set[int] | None = None) -> list[int]:
+        """The whole conditioned sequence of a pattern."""
+        return self.prefix(genre, pattern.tempo) + [t for bar in self.encode_bars(pattern, fill_bars) for t in bar]
+
+    # --- decoding -------------------------------------------------------------------
+    def decode_score(self, ids: list[int]) -> Score:
+        """Decode token ids with MidiTok into a symusic Score holding one drum track."""
+        keep = [self.id_to_token[i] for i in ids if self._is_remi(i)]
+        return self.remi.decode([TokSequence(tokens=keep)], programs=[(0, True)])
+
+    def decode(self, ids: list[int], bars: int, tempo: float) -> Pattern:
+        """Decode token ids into a Pattern of ``bars`` bars at ``tempo``."""
+        score = self.decode_score(ids)
+        return score_to_pattern(score, bars=bars, tempo=tempo)
+
+    def _is_remi(self, token_id: int) -> bool:
+        token = self.id_to_token[token_id]
+        return token.split("_")[0] in ("Bar", "Position", "PitchDrum", "Velocity")
+
+    # --- persistence ----------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write the tokenizer config (MidiTok JSON, conditioning included) to ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.remi.save(directory / TOKENIZER_FILENAME, additional_attributes={
+            "drumgen": {"genres": list(GENRES), "tempo_bin_edges": list(TEMPO_BIN_EDGES),
+                        "bar_kinds": list(BAR_KINDS), "vocab_size": len(self)},
+        })
+        return directory / TOKENIZER_FILENAME
+
+    @classmethod
+    def load(cls, path: str | Path) -> DrumTokenizer:
+        """Load a tokenizer saved by :meth:`save` (a directory or the JSON file itself)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / TOKENIZER_FILENAME
+        if not path.is_file():
+            raise FileNotFoundError(f"tokenizer config not found: {path}")
+        try:
+            extra = json.loads(path.read_text()).get("drumgen", {})
+            tok = cls(REMI(params=path))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"tokenizer config {path} is corrupt: {exc}") from exc
+        if extra.get("vocab_size") not in (None, len(tok)):
+            raise ValueError(f"tokenizer config {path}: vocabulary size {len(tok)} != saved {extra['vocab_size']}")
+        return tok
+
+
+def default_config() -> TokenizerConfig:
+    """The drum REMI config: canonical drum pitches, 16 velocity bins, 24 steps a beat, no durations."""
+    return TokenizerConfig(
+        pitch_range=DRUM_PITCH_RANGE,
+        drums_pitch_range=DRUM_PITCH_RANGE,
+        beat_res={(0, 4): STEPS_PER_BEAT},
+        num_velocities=NUM_VELOCITY_BINS,
+        use_velocities=True,
+        use_note_duration_programs=[],
+        use_time_signatures=False,
+        use_tempos=False,
+        use_programs=False,
+        use_pitchdrum_tokens=True,
+        special_tokens=["PAD", "BOS", "EOS"],
+    )
+
+
+def conditioning_tokens() -> list[str]:
+    return ([f"Genre_{g}" for g in GENRES] + [f"Tempo_{i}" for i in range(len(TEMPO_BIN_EDGES) + 1)]
+            + [f"BarKind_{k}" for k in BAR_KINDS])
+
+
+def quantize_pattern(pattern: Pattern) -> Pattern:
+    """Reduce hits to canonical voices and snap them to the token grid.
+
+    A hit snaps to the nearest 16th unless it sits clearly nearer an 8th-note triplet
+    (less than half the distance), so human timing does not turn into spurious triplets.
+    Duplicates (same voice, same step) keep the loudest hit.
+    """
+    best: dict[tuple[int, int], Note] = {}
+    sixteenth, triplet = PPQ // 4, PPQ // 3
+    for note in pattern.notes:
+        pitch = canonical_pitch(note.pitch)
+        if pitch is None:
+            continue
+        q16 = round(note.onset / sixteenth) * sixteenth
+        q3 = round(note.onset / triplet) * triplet
+        onset = q3 if abs(note.onset - q3) < 0.5 * abs(note.onset - q16) else q16
+        if not 0 <= onset < pattern.length_ticks:
+            continue
+        key = (onset, pitch)
+        if key not in best or note.velocity > best[key].velocity:
+            best[key] = Note(onset, pitch, note.velocity)
+    return pattern.with_notes(list(best.values()))
+
+
+def pattern_to_score(pattern: Pattern) -> Score:
+    """A symusic Score (480 PPQ) with the pattern's notes on one drum track."""
+    score = Score(PPQ)
+    track = Track(name="Drums", program=0, is_drum=True)
+    for n in pattern.notes:
+        track.notes.append(SymNote(n.onset, n.duration, n.pitch, n.velocity))
+    score.tracks.append(track)
+    return score
+
+
+def score_to_pattern(score: Score, bars: int, tempo: float) -> Pattern:
+    """Notes of a Score's drum tracks (rescaled to 480 PPQ) as a Pattern; hits past ``bars`` are dropped."""
+    scale = PPQ / score.ticks_per_quarter
+    pattern = Pattern(tempo=tempo, bars=bars)
+    seen: set[tuple[int, int]] = set()
+    notes: list[Note] = []
+    for track in score.tracks:
+        for sn in track.notes:
+            onset = round(sn.time * scale)
+            if onset >= pattern.length_ticks or (onset, sn.pitch) in seen:
+                continue
+            seen.add((onset, sn.pitch))
+            notes.append(Note(onset, sn.pitch, clamp_velocity(sn.velocity)))
+    return pattern.with_notes(notes)
