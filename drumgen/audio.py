@@ -34,17 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from drumgen.drum_map import GM_DRUM_BANK, GM_DRUM_CHANNEL
+from drumgen.drum_map import GM_DRUM_BANK, GM_DRUM_CHANNEL, KIT_PROGRAMS
 from drumgen.midi_io import NOTE_ON, note_events
 from drumgen.pattern import Note, Pattern
 
 log = logging.getLogger(__name__)
 
-# GM drum kits: presets of SoundFont bank 128.
-KIT_PROGRAMS: dict[str, int] = {
-    "standard": 0, "room": 8, "power": 16, "electronic": 24,
-    "tr808": 25, "jazz": 32, "brush": 40, "orchestra": 48,
-}
 DEFAULT_KIT = "standard"
 DEFAULT_SAMPLE_RATE = 44100
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000

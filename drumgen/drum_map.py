@@ -13,6 +13,12 @@ GM_DRUM_BANK = 128  # SoundFont bank that holds the GM drum kits
 MIN_DRUM_PITCH = 22  # lowest pitch accepted in a Pattern (Roland hi-hat edge)
 MAX_DRUM_PITCH = 87  # highest GM2 percussion note
 
+# GM drum kits: presets of SoundFont bank 128 (their program numbers).
+KIT_PROGRAMS: dict[str, int] = {
+    "standard": 0, "room": 8, "power": 16, "electronic": 24,
+    "tr808": 25, "jazz": 32, "brush": 40, "orchestra": 48,
+}
+
 # GM / GM2 percussion key map, notes 27-87.
 GM_DRUM_NAMES: dict[int, str] = {
     27: "High Q", 28: "Slap", 29: "Scratch Push", 30: "Scratch Pull", 31: "Sticks",

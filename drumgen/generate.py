@@ -61,13 +61,15 @@ def generate_tokens(
     temperature: float = DEFAULT_TEMPERATURE,
     top_k: int = DEFAULT_TOP_K,
     top_p: float = DEFAULT_TOP_P,
-    seed: int = 0,
+    seed: int | list[int] = 0,
     num_samples: int = 1,
 ) -> list[list[int]]:
     """Token ids of ``num_samples`` new patterns of exactly ``num_bars`` bars (no prefix).
 
-    ``prompt_tokens`` (a conditioned sequence from :meth:`DrumTokenizer.encode`) replaces
-    the ``genre``/``tempo`` prefix, and generation continues it with new bars.
+    ``seed`` is one seed (sample ``i`` uses ``seed + i``) or one seed per sample; a
+    sample depends only on its own seed. ``prompt_tokens`` (a conditioned sequence from
+    :meth:`DrumTokenizer.encode`) replaces the ``genre``/``tempo`` prefix, and generation
+    continues it with new bars.
     """
     check_sampling(temperature, top_k, top_p)
     if isinstance(num_bars, bool) or not isinstance(num_bars, int) or not MIN_BARS <= num_bars <= MAX_BARS:
@@ -85,14 +87,17 @@ def generate_tokens(
     context_bars = [prefix.count(tokenizer.ids.bar)] * num_samples
     history = [list(prefix) for _ in range(num_samples)]  # tokens in each row's context
 
-    gen = torch.Generator(device=device).manual_seed(int(seed) % (2**63))
+    seeds = list(seed) if isinstance(seed, (list, tuple)) else [int(seed) + i for i in range(num_samples)]
+    if len(seeds) != num_samples:
+        raise ValueError(f"got {len(seeds)} seeds for {num_samples} samples")
+    gens = [torch.Generator(device=device).manual_seed(s % (2**63)) for s in seeds]
     cache = model.new_cache(num_samples)
     x = torch.tensor([prefix] * num_samples, device=device)
     logits = model(x, cache, last_only=True)[:, -1]  # (B, V)
     neg_inf = float("-inf")
     while True:
         mask = torch.stack([s.mask() for s in states]).to(device)  # (B, V)
-        nxt = sample_next(logits.masked_fill(~mask, neg_inf), temperature, top_k, top_p, gen)  # (B,)
+        nxt = sample_next(logits.masked_fill(~mask, neg_inf), temperature, top_k, top_p, gens)  # (B,)
         picked = nxt.tolist()
         rebuild: list[int] = []
         for i, (state, token) in enumerate(zip(states, picked, strict=True)):
@@ -135,7 +140,7 @@ def generate_pattern(
     temperature: float = DEFAULT_TEMPERATURE,
     top_k: int = DEFAULT_TOP_K,
     top_p: float = DEFAULT_TOP_P,
-    seed: int = 0,
+    seed: int | list[int] = 0,
     num_samples: int = 1,
     genre: str = "rock",
     tempo: float = 120.0,

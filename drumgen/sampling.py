@@ -60,14 +60,25 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw one token id per row of (B, V) logits: temperature -> top-k -> top-p; 0 = greedy."""
+                generators: list[torch.Generator] | None = None) -> torch.Tensor:
+    """Draw one token id per row of (B, V) logits: temperature -> top-k -> top-p; 0 = greedy.
+
+    Row ``i`` draws from ``generators[i]`` alone, so a row's result does not depend on
+    the other rows of the batch (a variation is reproducible from its own seed).
+    """
     check_sampling(temperature, top_k, top_p)
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = top_p_filter(top_k_filter(apply_temperature(logits, temperature), top_k), top_p)
-    probs = logits.softmax(dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    probs = logits.softmax(dim=-1)  # (B, V)
+    if generators is None:
+        u = torch.rand(probs.size(0), device=probs.device)
+    else:
+        u = torch.cat([torch.rand(1, generator=g, device=probs.device) for g in generators])  # (B,)
+    # inverse CDF: the first token whose cumulative probability exceeds u
+    cdf = probs.cumsum(dim=-1)
+    idx = (cdf < u.clamp_min(1e-12)[:, None] * cdf[:, -1:]).sum(dim=-1)
+    return idx.clamp(max=probs.size(-1) - 1)
 
 
 class Grammar:

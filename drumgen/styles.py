@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drumgen.drum_map import VOICES
+from drumgen.drum_map import KIT_PROGRAMS, VOICES
 from drumgen.humanize import Articulation, HumanizeParams
 from drumgen.pattern import MAX_TEMPO, MIN_TEMPO
 
@@ -36,11 +36,6 @@ DEFAULT_CHECKPOINT = Path("checkpoints") / "drumgen.pt"  # relative to the repo 
 CHECKPOINT_ENV = "DRUMGEN_CHECKPOINT"
 TRAIN_HINT = "train one with: python -m drumgen train --data ../shared/groove"
 
-# GM drum kits live in bank 128; these are their program numbers.
-KIT_PROGRAMS: dict[str, int] = {
-    "standard": 0, "room": 8, "power": 16, "electronic": 24,
-    "tr808": 25, "jazz": 32, "brush": 40, "orchestra": 48,
-}
 # Genre labels of the Groove MIDI Dataset that a preset may condition on.
 GENRES: tuple[str, ...] = (
     "rock", "funk", "jazz", "latin", "hiphop", "soul", "punk",

@@ -1,0 +1,5 @@
+"""``python -m drumgen``: see :mod:`drumgen.cli`."""
+
+from drumgen.cli import main
+
+raise SystemExit(main())

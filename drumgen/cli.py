@@ -1,0 +1,142 @@
+"""Command line: ``python -m drumgen {styles,generate,train,evaluate,bench}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from drumgen.styles import REPO_ROOT
+
+log = logging.getLogger("drumgen")
+
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "groove"
+DEFAULT_OUT = Path("out")
+
+
+def _cmd_styles(args: argparse.Namespace) -> int:
+    from drumgen.styles import list_styles
+
+    print(json.dumps([s.to_dict() for s in list_styles()], indent=2))
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from drumgen.pipeline import GenerateRequest, generate_grooves, write_groove
+
+    req = GenerateRequest(style=args.style, bars=args.bars, tempo=args.tempo, seed=args.seed, count=args.count,
+                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                          humanize=args.humanize, swing=args.swing, kit=args.kit, fill_every=args.fill_every,
+                          audio=not args.no_audio, sample_rate=args.sample_rate)
+    for groove in generate_grooves(req):
+        paths = write_groove(groove, args.out, args.audio_format)
+        line = {**paths, **{k: v for k, v in groove.summary.items() if k != "file"}}
+        if groove.audio_error:
+            line["audio_error"] = groove.audio_error
+        print(json.dumps(line), flush=True)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from drumgen.train import TrainConfig, train
+
+    cfg = TrainConfig(epochs=args.epochs, windows_per_epoch=args.windows_per_epoch, batch_size=args.batch_size,
+                      lr=args.lr, seed=args.seed, max_minutes=args.max_minutes, n_layer=args.n_layer,
+                      n_head=args.n_head, n_embd=args.n_embd, threads=args.threads)
+    meta = train(args.data, args.out, cfg, device=args.device)
+    print(json.dumps({"checkpoint": str(Path(args.out) / "drumgen.pt"), "val_loss": meta["val_loss"],
+                      "best_epoch": meta["best_epoch"], "train_minutes": meta["train_minutes"]}))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from drumgen.evaluate import evaluate
+
+    report = evaluate(args.data, checkpoint=args.checkpoint, split=args.split, samples=args.samples,
+                      stability_samples=args.stability_samples, seed=args.seed)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from drumgen.bench import run_bench
+
+    print(json.dumps(run_bench(checkpoint=args.checkpoint, repeats=args.repeats), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from drumgen.train import TrainConfig
+
+    p = argparse.ArgumentParser(prog="python -m drumgen", description="MidiDrumiGen drum-pattern generator")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("styles", help="print the style presets as JSON").set_defaults(func=_cmd_styles)
+
+    g = sub.add_parser("generate", help="write K .mid files (and audio) and print one JSON line per file")
+    g.add_argument("--style", required=True, help="preset id or name, e.g. j_dilla, 'Metro Boomin', funk")
+    g.add_argument("--bars", type=int, default=4, help="length in bars, 1-32 (default 4)")
+    g.add_argument("--tempo", type=float, default=None, help="BPM, 40-300 (default: the preset's)")
+    g.add_argument("--seed", type=int, default=None, help="seed; variation i uses seed+i (default: random)")
+    g.add_argument("--count", type=int, default=1, help="number of variations, 1-16 (default 1)")
+    g.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default ./out)")
+    g.add_argument("--temperature", type=float, default=None, help="0 = greedy (default: the preset's)")
+    g.add_argument("--top-k", type=int, default=None, help="0 = off (default: the preset's)")
+    g.add_argument("--top-p", type=float, default=None, help="0-1, 1 = off (default: the preset's)")
+    g.add_argument("--humanize", type=float, default=1.0, help="humanize amount 0-1 (default 1)")
+    g.add_argument("--swing", type=float, default=None, help="swing %% 50-75 (default: the preset's)")
+    g.add_argument("--kit", default=None, help="standard, room, power, electronic, tr808, jazz, brush, orchestra")
+    g.add_argument("--fill-every", type=int, default=None, help="0 (off), 2, 4 or 8 bars (default: preset)")
+    g.add_argument("--no-audio", action="store_true", help="write MIDI only")
+    g.add_argument("--audio-format", choices=("ogg", "wav"), default="ogg", help="default ogg")
+    g.add_argument("--sample-rate", type=int, default=44100, help="default 44100")
+    g.set_defaults(func=_cmd_generate)
+
+    d = TrainConfig()
+    t = sub.add_parser("train", help="train the model on the Groove MIDI Dataset")
+    t.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"dataset folder (default {DEFAULT_DATA})")
+    t.add_argument("--out", type=Path, default=Path("checkpoints"), help="output folder (default checkpoints)")
+    t.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
+    t.add_argument("--windows-per-epoch", type=int, default=d.windows_per_epoch, help=f"default {d.windows_per_epoch}")
+    t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
+    t.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
+    t.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
+    t.add_argument("--max-minutes", type=float, default=d.max_minutes, help=f"default {d.max_minutes}")
+    t.add_argument("--n-layer", type=int, default=d.n_layer, help=f"default {d.n_layer}")
+    t.add_argument("--n-head", type=int, default=d.n_head, help=f"default {d.n_head}")
+    t.add_argument("--n-embd", type=int, default=d.n_embd, help=f"default {d.n_embd}")
+    t.add_argument("--threads", type=int, default=d.threads, help="torch threads (default: torch's)")
+    t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="print JSON quality figures of the model on a dataset folder")
+    e.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"dataset folder (default {DEFAULT_DATA})")
+    e.add_argument("--split", default="validation", help="split of info.csv to score (default validation)")
+    e.add_argument("--checkpoint", type=Path, default=None, help="default checkpoints/drumgen.pt")
+    e.add_argument("--samples", type=int, default=1000, help="samples for the validity rate (default 1000)")
+    e.add_argument("--stability-samples", type=int, default=60, help="16-bar samples (default 60)")
+    e.add_argument("--seed", type=int, default=0, help="default 0")
+    e.set_defaults(func=_cmd_evaluate)
+
+    b = sub.add_parser("bench", help="print JSON speed figures")
+    b.add_argument("--checkpoint", type=Path, default=None, help="default checkpoints/drumgen.pt")
+    b.add_argument("--repeats", type=int, default=15, help="runs per figure (median; default 15)")
+    b.set_defaults(func=_cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "train" else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ValueError) else 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
