@@ -67,6 +67,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_loadtest(args: argparse.Namespace) -> int:
+    from drumgen.loadtest import run_loadtest
+
+    print(json.dumps(run_loadtest(users=args.users, requests=args.requests, duration=args.duration, bars=args.bars,
+                                  queue_bound=args.queue_bound), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from drumgen.train import TrainConfig
 
@@ -125,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--checkpoint", type=Path, default=None, help="default checkpoints/drumgen.pt")
     b.add_argument("--repeats", type=int, default=15, help="runs per figure (median; default 15)")
     b.set_defaults(func=_cmd_bench)
+
+    lt = sub.add_parser("loadtest", help="start the app on loopback and drive it with concurrent API users")
+    lt.add_argument("--users", type=int, default=16, help="concurrent gradio_client users (default 16)")
+    lt.add_argument("--requests", type=int, default=1000, help="requests in all (default 1000)")
+    lt.add_argument("--duration", type=float, default=600, help="time cap in seconds (default 600)")
+    lt.add_argument("--bars", type=int, default=4, help="bars per request (default 4)")
+    lt.add_argument("--queue-bound", type=int, default=32, help="the app's queue max_size, for the report")
+    lt.set_defaults(func=_cmd_loadtest)
     return p
 
 
