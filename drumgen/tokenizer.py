@@ -167,7 +167,7 @@ class DrumTokenizer:
         try:
             extra = json.loads(path.read_text()).get("drumgen", {})
             tok = cls(REMI(params=path))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"tokenizer config {path} is corrupt: {exc}") from exc
         if extra.get("vocab_size") not in (None, len(tok)):
             raise ValueError(f"tokenizer config {path}: vocabulary size {len(tok)} != saved {extra['vocab_size']}")
