@@ -19,11 +19,13 @@ DEFAULT_TOP_P = 0.9
 
 def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
     """Raise ``ValueError`` naming the first bad sampling value."""
-    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+            or not math.isfinite(temperature) or temperature < 0):
         raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
         raise ValueError(f"top_k must be a whole number >= 0 (0 = off), got {top_k!r}")
-    if not isinstance(top_p, (int, float)) or not math.isfinite(top_p) or not 0 <= top_p <= 1:
+    if (isinstance(top_p, bool) or not isinstance(top_p, (int, float))
+            or not math.isfinite(top_p) or not 0 <= top_p <= 1):
         raise ValueError(f"top_p must be a number from 0 to 1 (1 = off), got {top_p!r}")
 
 
