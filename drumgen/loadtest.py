@@ -74,12 +74,14 @@ class AppProcess:
 
     def __enter__(self) -> AppProcess:
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py")], cwd=REPO_ROOT, env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.log_path = self.temp / "app.log"  # a file, not a pipe: a full pipe would block the app
+        with self.log_path.open("wb") as log_file:
+            self.proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py")], cwd=REPO_ROOT, env=self.env,
+                                         stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.time() + READY_TIMEOUT_S
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.stderr else ""
+                err = self.log_path.read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"app.py exited with {self.proc.returncode}: {err}")
             try:
                 with urllib.request.urlopen(self.url, timeout=2) as r:
