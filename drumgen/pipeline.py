@@ -32,6 +32,7 @@ MAX_SEED = 2**63 - 1
 MAX_COUNT = 16
 FILL_EVERY_CHOICES = (0, 2, 4, 8)
 SAMPLE_RATES = (22050, 32000, 44100, 48000)
+MIN_TEMPERATURE = 1e-6  # a temperature below this samples greedily (as 0 does)
 HUMANIZE_SEED_SALT = 0x5EED  # humanization draws from seed ^ salt, apart from the model's draws
 
 
@@ -78,14 +79,15 @@ class Groove:
 
 def _number(name: str, value: Any, lo: float, hi: float, unit: str = "") -> float:
     """``value`` as a finite float in [lo, hi], or ``ValueError`` naming ``name`` and the range."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a number from {lo:g} to {hi:g}{unit}, got {value!r}") from None
-    value = float(value)
+    given = value
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number from {lo:g} to {hi:g}{unit}, got {given!r}")
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be a number from {lo:g} to {hi:g}{unit}, got {given!r}") from None
     if not math.isfinite(value) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be a number from {lo:g} to {hi:g}{unit}, got {value!r}")
+        raise ValueError(f"{name} must be a number from {lo:g} to {hi:g}{unit}, got {given!r}")
     return value
 
 
@@ -105,7 +107,8 @@ def resolve_request(req: GenerateRequest) -> tuple[GenerateRequest, StylePreset]
     if req.seed is None:
         seed = secrets.randbelow(2**31)
     else:
-        if isinstance(req.seed, float) and not (math.isfinite(req.seed) and req.seed.is_integer()):
+        if isinstance(req.seed, bool) or (isinstance(req.seed, float)
+                                          and not (math.isfinite(req.seed) and req.seed.is_integer())):
             raise ValueError(f"seed must be a whole number from 0 to 2^63-1, got {req.seed!r}")
         try:
             seed = int(req.seed)
@@ -115,6 +118,8 @@ def resolve_request(req: GenerateRequest) -> tuple[GenerateRequest, StylePreset]
             raise ValueError(f"seed must be a whole number from 0 to 2^63-1, got {req.seed!r}")
     count = _whole("count", req.count, 1, MAX_COUNT)
     temperature = preset.temperature if req.temperature is None else _number("temperature", req.temperature, 0, 5)
+    if temperature < MIN_TEMPERATURE:  # its limit; dividing logits by a tinier one overflows float32
+        temperature = 0.0
     top_k = preset.top_k if req.top_k is None else _whole("top_k", req.top_k, 0, 10_000)
     top_p = preset.top_p if req.top_p is None else _number("top_p", req.top_p, 0, 1)
     amount = _number("humanize", req.humanize, 0, 1)
