@@ -81,11 +81,12 @@ def generate_tokens(
     block = model.config.block_size
     prefix = list(prompt_tokens) if prompt_tokens else tokenizer.prefix(genre, tempo)
     head = prefix[:3]  # BOS Genre Tempo: kept when a context is rebuilt
-    if len(prefix) + 2 * grammar.max_bar_tokens >= block:
-        prefix = head + _last_bars(prefix[3:], tokenizer, KEEP_BARS)
+    room = block - grammar.max_bar_tokens - 2  # a context must leave room for one more whole bar
+    if len(prefix) > room:
+        prefix = head + _last_bars(prefix[3:], tokenizer, KEEP_BARS, room - len(head))
     states = [SampleState(grammar, num_bars, fill_bars or set()) for _ in range(num_samples)]
     context_bars = [prefix.count(tokenizer.ids.bar)] * num_samples
-    history = [list(prefix) for _ in range(num_samples)]  # tokens in each row's context
+    history = [list(prefix) for _ in range(num_samples)]  # tokens in each sample's context
 
     seeds = list(seed) if isinstance(seed, (list, tuple)) else [int(seed) + i for i in range(num_samples)]
     if len(seeds) != num_samples:
@@ -94,42 +95,52 @@ def generate_tokens(
     cache = model.new_cache(num_samples)
     x = torch.tensor([prefix] * num_samples, device=device)
     logits = model(x, cache, last_only=True)[:, -1]  # (B, V)
+    active = list(range(num_samples))  # the sample in each row of the cache; finished ones leave
+    bar_kinds = set(tokenizer.ids.bar_kind.values())
     neg_inf = float("-inf")
     while True:
-        mask = torch.stack([s.mask() for s in states]).to(device)  # (B, V)
-        nxt = sample_next(logits.masked_fill(~mask, neg_inf), temperature, top_k, top_p, gens)  # (B,)
-        picked = nxt.tolist()
+        mask = torch.stack([states[i].mask() for i in active]).to(device)  # (B, V)
+        nxt = sample_next(logits.masked_fill(~mask, neg_inf), temperature, top_k, top_p,
+                          [gens[i] for i in active])  # (B,)
         rebuild: list[int] = []
-        for i, (state, token) in enumerate(zip(states, picked, strict=True)):
-            was_done = state.done
-            state.advance(token)
-            if was_done or state.done:
+        running: list[int] = []  # rows whose sample goes on
+        for row, (i, token) in enumerate(zip(active, nxt.tolist(), strict=True)):
+            states[i].advance(token)
+            if states[i].done:
                 continue
+            running.append(row)
             history[i].append(token)
             if token == tokenizer.ids.bar:
                 context_bars[i] += 1
             # rebuild right after a bar header, when the context is full
-            if token in tokenizer.ids.bar_kind.values() and (
-                    context_bars[i] > MAX_CONTEXT_BARS
-                    or int(cache.lengths[i]) + grammar.max_bar_tokens + 2 >= block):
+            if token in bar_kinds and (context_bars[i] > MAX_CONTEXT_BARS or len(history[i]) > room):
                 rebuild.append(i)
-        if all(s.done for s in states):
+        if not running:
             break
+        if len(running) < len(active):  # drop finished samples from the batch
+            cache.keep_rows(running)
+            nxt = nxt[running]
+            active = [active[r] for r in running]
         logits = model(nxt[:, None], cache, last_only=True)[:, -1]
         for i in rebuild:
-            history[i] = head + _last_bars(history[i][3:], tokenizer, KEEP_BARS + 1)
-            context_bars[i] = KEEP_BARS + 1
+            history[i] = head + _last_bars(history[i][3:], tokenizer, KEEP_BARS + 1, room - len(head))
+            context_bars[i] = history[i].count(tokenizer.ids.bar)
             row_cache = model.new_cache(1)
             row_logits = model(torch.tensor([history[i]], device=device), row_cache, last_only=True)[:, -1]
-            cache.copy_row_from(row_cache, i)
-            logits[i] = row_logits[0]
+            row = active.index(i)
+            cache.copy_row_from(row_cache, row)
+            logits[row] = row_logits[0]
     return [s.tokens for s in states]
 
 
-def _last_bars(tokens: list[int], tok: DrumTokenizer, n: int) -> list[int]:
-    """The tokens of the last ``n`` bars (each starting with ``Bar``)."""
-    starts = [i for i, t in enumerate(tokens) if t == tok.ids.bar]
-    return tokens[starts[-n]:] if len(starts) >= n else tokens
+def _last_bars(tokens: list[int], tok: DrumTokenizer, n: int, max_tokens: int) -> list[int]:
+    """The tokens of the last ``n`` bars (each starting with ``Bar``), fewer bars if they would
+    hold more than ``max_tokens`` tokens; always at least the last bar's header."""
+    starts = [i for i, t in enumerate(tokens) if t == tok.ids.bar][-n:] or [0]
+    for start in starts:
+        if len(tokens) - start <= max_tokens:
+            return tokens[start:]
+    return tokens[starts[-1]:][:max_tokens]
 
 
 def generate_pattern(

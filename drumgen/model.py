@@ -45,6 +45,13 @@ class KVCache:
     def length(self) -> int:
         return int(self.lengths.max())
 
+    def keep_rows(self, rows: list[int]) -> None:
+        """Drop every row not in ``rows`` (samples that have finished)."""
+        index = torch.tensor(rows, device=self.k.device)
+        self.k, self.v = self.k.index_select(1, index), self.v.index_select(1, index)
+        self.lengths = self.lengths.index_select(0, index)
+        self.uniform = bool((self.lengths == self.lengths[0]).all())
+
     def copy_row_from(self, other: KVCache, row: int) -> None:
         """Replace row ``row`` with the single-row cache ``other`` (a rebuilt context)."""
         n = other.length

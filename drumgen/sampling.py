@@ -88,7 +88,7 @@ class Grammar:
 
     Per bar: ``Bar BarKind (Position (PitchDrum Velocity)+)*`` with positions rising and,
     at one position, drum pitches rising (so no duplicate hit). After the last requested
-    bar, ``Bar`` or ``EOS`` ends the sample. ``max_bar_tokens`` caps a bar's length.
+    bar, ``Bar`` ends the sample. ``max_bar_tokens`` caps a bar's length.
     """
 
     AFTER_BAR_KIND, AFTER_POSITION, AFTER_PITCH = 0, 1, 2
@@ -106,7 +106,7 @@ class Grammar:
             m[token_ids] = True
             return m
 
-        ends = [ids.bar, ids.eos]
+        ends = [ids.bar]  # Bar closes a bar (the last one: the sample); training never saw EOS
         # table rows: 0 after BarKind, 1 after Position, 2 after PitchDrum,
         # 3 + p * n_pitch + d after Velocity of pitch index d at position p
         rows = [mask(ids.position + ends), mask(list(ids.pitch.values())), mask(ids.velocity)]
@@ -158,7 +158,7 @@ class SampleState:
             return
         ids = self.g.tok.ids
         self.forced = None
-        if token in (ids.bar, ids.eos):  # both close the bar; both end the sample after the last
+        if token == ids.bar:  # closes the bar; after the last bar it ends the sample
             if self.bar + 1 >= self.num_bars:
                 self.done = True
                 return
