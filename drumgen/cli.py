@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from drumgen.styles import REPO_ROOT
 
@@ -75,10 +76,17 @@ def _cmd_loadtest(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error: ``error: argument --bars: invalid int value: '2.5' (...)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from drumgen.train import TrainConfig
 
-    p = argparse.ArgumentParser(prog="python -m drumgen", description="MidiDrumiGen drum-pattern generator")
+    p = _Parser(prog="python -m drumgen", description="MidiDrumiGen drum-pattern generator")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -156,3 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line here, the traceback with --verbose
+        if args.verbose:
+            log.exception("unexpected error")
+        print(f"error: unexpected {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        return 1
