@@ -8,6 +8,7 @@ defaults, 127.0.0.1:7860, when unset). API endpoints: ``/generate`` and ``/style
 from __future__ import annotations
 
 import atexit
+import html
 import logging
 import shutil
 import signal
@@ -118,20 +119,35 @@ def generate(
     try:
         groove = generate_grooves(request)[0]
     except ValueError as exc:
-        raise gr.Error(str(exc)) from None
+        raise gr.Error(str(exc), print_exception=False) from None
     except (FileNotFoundError, RuntimeError) as exc:  # no model / broken checkpoint
-        log.exception("generation failed")
-        raise gr.Error(f"the model is not available: {exc}") from None
+        log.error("generation failed: %s", exc)
+        raise gr.Error(f"the model is not available: {exc}", print_exception=False) from None
+    except Exception as exc:  # a bug: one clear line for the user, the traceback in the log
+        log.exception("generation failed unexpectedly")
+        raise gr.Error(f"generation failed unexpectedly ({type(exc).__name__}: {exc}); please try other "
+                       "settings or report it", print_exception=False) from None
     progress(0.9, desc="Writing files")
-    folder = _request_dir()
-    midi_path = folder / groove.filename
-    midi_path.write_bytes(groove.midi)
+    notices = list(groove.notices)
+    try:
+        folder = _request_dir()
+        midi_path = folder / groove.filename
+        midi_path.write_bytes(groove.midi)
+    except OSError as exc:  # temp space full or read-only: nothing can be handed out
+        log.error("could not write the MIDI file: %s", exc)
+        raise gr.Error(f"the groove (seed {groove.seed}) was made but its MIDI file could not be saved on the "
+                       f"server ({exc.strerror or exc}); try again later with seed {groove.seed}",
+                       print_exception=False) from None
     audio_path = None
     if groove.audio is not None:
-        audio_path = str(write_audio(groove.audio, folder / f"{midi_path.stem}.wav", groove.sample_rate))
-    for notice in groove.notices:
+        try:
+            audio_path = str(write_audio(groove.audio, folder / f"{midi_path.stem}.wav", groove.sample_rate))
+        except (OSError, RuntimeError) as exc:  # soundfile raises a RuntimeError subclass on a full disk
+            notices.append(f"the audio preview could not be saved ({exc}); the MIDI file is fine")
+            log.warning("%s", notices[-1])
+    for notice in notices:
         gr.Warning(notice)
-    return audio_path, str(midi_path), {**groove.summary, "notices": groove.notices}
+    return audio_path, str(midi_path), {**groove.summary, "notices": notices}
 
 
 def styles() -> list[dict[str, Any]]:
@@ -163,7 +179,7 @@ def build_app() -> gr.Blocks:
                 'or a genre. Pick a style, press Generate, listen, and drag the humanized MIDI into your DAW.'
                 '</p></div>')
         if WARMUP_ERROR:
-            gr.HTML(f'<div class="preset" style="color:#dc2626">Model not loaded: {WARMUP_ERROR}</div>')
+            gr.HTML(f'<div class="preset" style="color:#dc2626">Model not loaded: {html.escape(WARMUP_ERROR)}</div>')
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=320):
                 style = NamedDropdown(choices=[(p.name, p.id) for p in STYLES], value=DEFAULT.id,

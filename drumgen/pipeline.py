@@ -216,7 +216,10 @@ def generate_grooves(req: GenerateRequest) -> list[Groove]:
 
 
 def write_groove(groove: Groove, out_dir: str | Path, audio_format: str = "ogg") -> dict[str, str]:
-    """Write a groove's ``.mid`` (and audio when it has some) into ``out_dir``; return the paths."""
+    """Write a groove's ``.mid`` (and audio when it has some) into ``out_dir``; return the paths.
+
+    An audio file that cannot be written (disk full, read-only) is left out with a notice in
+    ``groove.audio_error``; the MIDI file is kept. ``OSError`` when the MIDI cannot be written."""
     from drumgen.audio import write_audio
 
     out = Path(out_dir)
@@ -225,6 +228,13 @@ def write_groove(groove: Groove, out_dir: str | Path, audio_format: str = "ogg")
     (out / groove.filename).write_bytes(groove.midi)
     if groove.audio is not None:
         audio_path = out / (Path(groove.filename).stem + f".{audio_format}")
-        write_audio(groove.audio, audio_path, groove.sample_rate)
-        paths["audio"] = str(audio_path)
+        try:
+            write_audio(groove.audio, audio_path, groove.sample_rate)
+        except (OSError, RuntimeError) as exc:  # disk full / read-only (soundfile's errors are RuntimeErrors)
+            audio_path.unlink(missing_ok=True)
+            groove.audio_error = f"audio could not be written ({exc}); the MIDI file is fine"
+            groove.notices.append(groove.audio_error)
+            log.warning("%s", groove.audio_error)
+        else:
+            paths["audio"] = str(audio_path)
     return paths

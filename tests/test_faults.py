@@ -1,0 +1,236 @@
+"""Faults: what a user gets when a part of the machine is missing or broken.
+
+- checkpoint missing or corrupt at start-up: ``app.py`` (a real subprocess) still starts, its page
+  shows one line naming the problem and the fix (``python -m drumgen train ...``), every request
+  gets that line as its error, and the log has it once, with no traceback and no secret from the
+  environment;
+- SoundFont missing (``DRUMGEN_SOUNDFONT=/nonexistent``) or libfluidsynth missing: the MIDI still
+  arrives, with a notice saying why there is no audio (API and CLI);
+- temp space full or read-only: the MIDI still arrives when only the audio cannot be saved; when
+  even the MIDI cannot be saved the error says so and gives the seed; the app keeps serving;
+- a GPU out-of-memory while generating or loading falls back to the CPU with a logged warning.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import pathlib
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from test_app import served, use_checkpoint  # noqa: F401 (served: the module-scoped app + client fixture)
+
+from drumgen import audio, model_loader, pipeline
+from drumgen.audio import INSTALL_HINT, AudioUnavailableError
+from drumgen.loadtest import AppProcess
+from drumgen.midi_io import midi_to_pattern
+from drumgen.pipeline import GenerateRequest, generate_grooves
+
+SECRET = "hf_sentinel_do_not_log_0123456789"
+TRAIN_FIX = "python -m drumgen train"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def checkpoint(request: pytest.FixtureRequest) -> None:
+    """A working checkpoint for the in-process tests (the start-up test passes its own broken one)."""
+    with pytest.MonkeyPatch.context() as mp:
+        use_checkpoint(request, mp)
+        yield
+
+
+def generate(client: Any, **params: Any) -> tuple[str | None, str, dict[str, Any]]:
+    job = client.submit(**{"style": "funk", "bars": 1, "seed": 3, "random_seed": False, **params},
+                        api_name="/generate")
+    return job.result(timeout=60)
+
+
+# --- start-up without a usable model ------------------------------------------------------------------
+@pytest.fixture(params=["missing", "corrupt"])
+def broken_checkpoint(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
+    """``(checkpoint path, a phrase the error must hold)``: no file, or a file of garbage beside a tokenizer."""
+    path = tmp_path / "ckpt" / "drumgen.pt"
+    if request.param == "corrupt":
+        path.parent.mkdir()
+        path.write_bytes(b"PK\x03\x04 this is not a torch checkpoint" * 10)
+        (path.parent / "tokenizer.json").write_text("{}")
+        return path, "corrupt"
+    return path, "does not exist"
+
+
+def test_app_starts_without_a_model_and_says_how_to_fix_it(broken_checkpoint: tuple[Path, str]) -> None:
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    path, problem = broken_checkpoint
+    with AppProcess(env={"DRUMGEN_CHECKPOINT": str(path), "HF_TOKEN": SECRET, "API_SECRET": SECRET}) as app:
+        with urllib.request.urlopen(app.url + "config", timeout=10) as response:
+            page = response.read().decode()
+        banner = next(line for line in json.loads(page)["components"]
+                      if "Model not loaded" in str(line.get("props", {}).get("value", "")))["props"]["value"]
+        assert str(path) in banner and problem in banner and TRAIN_FIX in banner
+        client = Client(app.url, verbose=False)
+        for _ in range(2):  # every request, not just the first, says what is wrong
+            with pytest.raises(AppError) as info:
+                generate(client)
+            message = str(info.value)
+            assert "model is not available" in message and problem in message and TRAIN_FIX in message
+            assert "\n" not in message
+        styles = client.predict(api_name="/styles")  # the rest of the app still works
+        assert len(styles) >= 3
+        log = app.log_path.read_text()
+    assert log.count("warm-up failed") == 1 and TRAIN_FIX in log
+    assert "Traceback" not in log
+    assert SECRET not in log and SECRET not in page
+
+
+# --- audio unavailable --------------------------------------------------------------------------------
+def test_missing_soundfont_still_gives_the_midi_with_a_notice(served: tuple[Any, Any],  # noqa: F811
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRUMGEN_SOUNDFONT", "/nonexistent/kit.sf2")
+    audio_path, midi_path, summary = generate(served[1], bars=2)
+    assert audio_path is None
+    assert midi_to_pattern(Path(midi_path).read_bytes()).bars == 2
+    assert len(summary["notices"]) == 1
+    assert "DRUMGEN_SOUNDFONT" in summary["notices"][0] and "/nonexistent/kit.sf2" in summary["notices"][0]
+    assert "MIDI file is fine" in summary["notices"][0]
+
+
+def no_fluidsynth() -> None:
+    raise AudioUnavailableError(f"{INSTALL_HINT} (OSError: libfluidsynth.so.3: cannot open shared object file)")
+
+
+def test_missing_libfluidsynth_still_gives_the_midi_with_a_notice(served: tuple[Any, Any],  # noqa: F811
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audio, "_load_fluidsynth", no_fluidsynth)
+    audio_path, midi_path, summary = generate(served[1])
+    assert audio_path is None and midi_to_pattern(Path(midi_path).read_bytes()).bars == 1
+    assert "libfluidsynth" in summary["notices"][0] and "apt-get install" in summary["notices"][0]
+
+
+def test_cli_without_fluidsynth_writes_the_midi_and_reports_why(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from drumgen.cli import main
+
+    monkeypatch.setattr(audio, "_load_fluidsynth", no_fluidsynth)
+    assert main(["generate", "--style", "funk", "--bars", "1", "--seed", "3", "--out", str(tmp_path)]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert "libfluidsynth" in line["audio_error"] and "audio" not in line
+    assert [p.name for p in tmp_path.iterdir()] == [Path(line["midi"]).name]
+
+
+# --- temp space full or read-only ---------------------------------------------------------------------
+def test_full_disk_for_audio_still_gives_the_midi(served: tuple[Any, Any],  # noqa: F811
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    app, client = served
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(app, "write_audio", full)
+    audio_path, midi_path, summary = generate(client)
+    assert audio_path is None and midi_to_pattern(Path(midi_path).read_bytes()).bars == 1
+    assert "No space left on device" in summary["notices"][0] and "MIDI file is fine" in summary["notices"][0]
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_when_not_even_the_midi_can_be_saved_the_error_says_so(served: tuple[Any, Any],  # noqa: F811
+                                                               monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
+    from gradio_client.exceptions import AppError
+
+    app, client = served
+    if fault == "read-only":
+        def read_only() -> Path:
+            raise OSError(errno.EROFS, "Read-only file system", str(app.TMP_ROOT))
+
+        monkeypatch.setattr(app, "_request_dir", read_only)
+    else:
+        original = pathlib.Path.write_bytes
+
+        def write_bytes(self: Path, data: bytes) -> int:
+            if app.TMP_ROOT in self.parents:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return original(self, data)
+
+        monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
+    with pytest.raises(AppError) as info:
+        generate(client, seed=77)
+    message = str(info.value)
+    assert "could not be saved" in message and "seed 77" in message
+    assert ("Read-only file system" if fault == "read-only" else "No space left on device") in message
+    monkeypatch.undo()  # space is back: the app serves again
+    _, midi_path, summary = generate(client, seed=77)
+    assert summary["seed"] == 77 and Path(midi_path).is_file()
+
+
+def test_cli_out_of_space_keeps_the_midi_or_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from drumgen.cli import main
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(audio, "write_audio", full)  # write_groove imports it at call time
+    assert main(["generate", "--style", "funk", "--bars", "1", "--seed", "3", "--out", str(tmp_path)]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert "No space left on device" in line["audio_error"] and Path(line["midi"]).is_file()
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+    assert main(["generate", "--style", "funk", "--bars", "1", "--out", str(tmp_path / "again")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip() == "error: [Errno 28] No space left on device"
+
+
+# --- GPU out of memory --------------------------------------------------------------------------------
+def test_gpu_out_of_memory_while_generating_falls_back_to_the_cpu(monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[str] = []
+    original_generate, original_load = pipeline.generate_pattern, pipeline.load_bundle
+
+    def generate_pattern(model: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append("generate")
+        if calls.count("generate") == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original_generate(model, *args, **kwargs)
+
+    def load_bundle(path: str, device: str | None = None) -> Any:
+        calls.append(f"load on {device}")
+        return original_load(path, device=device)
+
+    monkeypatch.setattr(pipeline, "generate_pattern", generate_pattern)
+    monkeypatch.setattr(pipeline, "load_bundle", load_bundle)
+    request = GenerateRequest(style="funk", bars=2, seed=5, audio=False)
+    with caplog.at_level(logging.WARNING, logger="drumgen.pipeline"):
+        grooves = generate_grooves(request)
+    assert calls == ["load on None", "generate", "load on cpu", "generate"]  # None: CUDA when present
+    assert grooves[0].pattern.bars == 2 and grooves[0].pattern.notes
+    assert any("out of memory" in r.getMessage() and "CPU" in r.getMessage() for r in caplog.records)
+    monkeypatch.undo()
+    assert generate_grooves(request)[0].midi == grooves[0].midi  # the same groove as without the fault
+
+
+def test_gpu_out_of_memory_while_loading_falls_back_to_the_cpu(monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    from drumgen.model import DrumPatternTransformer
+    from drumgen.styles import get_model_path
+
+    original_to = DrumPatternTransformer.to
+
+    def to(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if "cuda" in str(args[0] if args else kwargs.get("device")):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return original_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(model_loader, "pick_device", lambda device=None: torch.device("cuda"))
+    monkeypatch.setattr(DrumPatternTransformer, "to", to)
+    model_loader.load_model.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="drumgen.model_loader"), pytest.warns(RuntimeWarning):
+            model, _ = model_loader.load_model(str(get_model_path("funk")), "cuda:0")
+    finally:
+        model_loader.load_model.cache_clear()  # do not leave this model cached for other tests
+    assert next(model.parameters()).device.type == "cpu"
+    assert any("out of memory" in r.getMessage() for r in caplog.records)
