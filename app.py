@@ -55,6 +55,7 @@ EXAMPLES = [  # style, tempo, bars, kit: one click per producer
     ("j_dilla", 90, 4, "standard"), ("metro_boomin", 140, 8, "tr808"), ("questlove", 100, 8, "room"),
 ]
 QUEUE_CONCURRENCY, QUEUE_MAX = 2, 32
+MAX_UPLOAD_BYTES = 0  # the app takes no uploads: gradio's /upload route refuses every file (it has no limit by default)
 CACHE_SWEEP = (600, 1800)  # gradio deletes its cached outputs every 10 min once 30 min old
 TMP_MAX_AGE_S = 1800  # our per-request folders are removed after 30 min
 TMP_ROOT = Path(tempfile.mkdtemp(prefix="drumgen-app-"))
@@ -265,6 +266,7 @@ def launch(blocks: gr.Blocks | None = None, **kwargs: Any) -> tuple[Any, str, st
     ``Blocks.launch`` (server name and port default to ``$GRADIO_SERVER_NAME`` / ``$GRADIO_SERVER_PORT``)."""
     blocks = demo if blocks is None else blocks
     blocks.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX)
+    kwargs.setdefault("max_file_size", MAX_UPLOAD_BYTES)
     return blocks.launch(theme=THEME, css=CSS, **kwargs)
 
 

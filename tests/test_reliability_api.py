@@ -199,3 +199,22 @@ def test_no_request_reads_files_outside_the_app(served: tuple[Any, Any]) -> None
             pytest.fail(f"{target} was served ({len(body)} bytes)")
         except urllib.error.HTTPError as exc:
             assert exc.code in (400, 403, 404), (target, exc.code)
+
+
+def test_the_app_takes_no_uploads(served: tuple[Any, Any]) -> None:  # noqa: F811
+    """No component takes a file, and gradio's upload route (open to anyone) refuses every file,
+    so nobody can fill the server's disk through it."""
+    import gradio as gr
+
+    app, client = served
+    takes_files = (gr.File, gr.Audio, gr.Image, gr.Video, gr.UploadButton, gr.Model3D, gr.Gallery)
+    inputs = [b for b in app.demo.blocks.values() if isinstance(b, takes_files) and b.interactive]
+    assert inputs == []
+    boundary = "drumgenboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.bin\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n{'x' * 100_000}\r\n--{boundary}--\r\n").encode()
+    post = urllib.request.Request(client.src.rstrip("/") + "/gradio_api/upload", data=body,
+                                  headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(post, timeout=10)
+    assert info.value.code == 413
