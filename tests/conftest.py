@@ -106,6 +106,12 @@ def torch_single_thread():
 
 
 @pytest.fixture(scope="session")
+def make_groove_dataset():
+    """:func:`write_groove_dataset`, for tests that need their own copy to alter."""
+    return write_groove_dataset
+
+
+@pytest.fixture(scope="session")
 def groove_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Groove-format dataset folder (``info.csv`` + MIDI files)."""
     return write_groove_dataset(tmp_path_factory.mktemp("groove"))
