@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import html
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import gradio.route_utils as gr_route_utils
 
 from drumgen import __version__
 from drumgen.audio import write_audio
@@ -56,8 +58,27 @@ EXAMPLES = [  # style, tempo, bars, kit: one click per producer
 ]
 QUEUE_CONCURRENCY, QUEUE_MAX = 2, 32
 MAX_UPLOAD_BYTES = 0  # the app takes no uploads: gradio's /upload route refuses every file (it has no limit by default)
-CACHE_SWEEP = (600, 1800)  # gradio deletes its cached outputs every 10 min once 30 min old
-TMP_MAX_AGE_S = 1800  # our per-request folders are removed after 30 min
+FILES_MAX_AGE_ENV, DEFAULT_FILES_MAX_AGE_S = "DRUMGEN_FILES_MAX_AGE_S", 600
+
+
+def _files_max_age() -> int:
+    """How long a groove's files stay downloadable: ``$DRUMGEN_FILES_MAX_AGE_S`` seconds (default 600)."""
+    raw = os.environ.get(FILES_MAX_AGE_ENV, "")
+    try:
+        return max(1, int(raw)) if raw else DEFAULT_FILES_MAX_AGE_S
+    except ValueError:
+        log.warning("%s=%r is not a whole number of seconds; using %d", FILES_MAX_AGE_ENV, raw,
+                    DEFAULT_FILES_MAX_AGE_S)
+        return DEFAULT_FILES_MAX_AGE_S
+
+
+# Temp space stays bounded under load: every request leaves a .mid and a .wav (~2 MB for 4 bars) in our
+# folder and a copy of each in gradio's cache (what browsers and API clients download). Gradio deletes
+# its copies once older than FILES_MAX_AGE_S (checked every minute at most); ours are needed only until
+# gradio has copied them, so they go after TMP_MAX_AGE_S.
+FILES_MAX_AGE_S = _files_max_age()
+CACHE_SWEEP = (max(1, min(60, FILES_MAX_AGE_S // 4)), FILES_MAX_AGE_S)
+TMP_MAX_AGE_S = min(120, FILES_MAX_AGE_S)
 TMP_ROOT = Path(tempfile.mkdtemp(prefix="drumgen-app-"))
 atexit.register(shutil.rmtree, TMP_ROOT, ignore_errors=True)
 THEME = gr.themes.Soft(
@@ -83,6 +104,40 @@ def warm_up() -> str | None:
 
 
 WARMUP_ERROR = warm_up()
+
+
+def _sweep_gradio_cache(blocks: gr.Blocks, age: float | None) -> None:
+    """Delete the files this app handed to gradio's cache once older than ``age`` seconds (all when None),
+    and the folders they leave empty. Replaces ``gradio.route_utils.delete_files_created_by_app``
+    (gradio 6.31), which iterates sets that requests add to at the same time: its "Set changed size
+    during iteration" kills the sweeper for good under load, and the cache then grows without limit.
+    It also leaves one empty folder per file behind. This iterates copies and never raises."""
+    keep: set[str] = set()
+    for block in list(blocks.blocks.values()):
+        keep.update(getattr(block, "keep_in_cache", ()))
+    now = time.time()
+    for files in list(blocks.temp_file_sets):
+        for file in list(files):
+            if file in keep:
+                continue
+            try:
+                if age is not None and now - os.lstat(file).st_ctime <= age:
+                    continue
+                os.remove(file)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("could not delete %s from gradio's cache: %s", file, exc)
+                continue
+            files.discard(file)
+            try:
+                os.rmdir(os.path.dirname(file))  # its per-file folder, if nothing else is in it
+            except OSError:
+                pass
+
+
+if hasattr(gr_route_utils, "delete_files_created_by_app"):  # looked up by gradio's sweeper at each run
+    gr_route_utils.delete_files_created_by_app = _sweep_gradio_cache
 
 
 def _request_dir() -> Path:

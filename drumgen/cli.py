@@ -72,7 +72,7 @@ def _cmd_loadtest(args: argparse.Namespace) -> int:
     from drumgen.loadtest import run_loadtest
 
     print(json.dumps(run_loadtest(users=args.users, requests=args.requests, duration=args.duration, bars=args.bars,
-                                  queue_bound=args.queue_bound), indent=2))
+                                  queue_bound=args.queue_bound, settle_s=args.settle), indent=2))
     return 0
 
 
@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--duration", type=float, default=600, help="time cap in seconds (default 600)")
     lt.add_argument("--bars", type=int, default=4, help="bars per request (default 4)")
     lt.add_argument("--queue-bound", type=int, default=32, help="the app's queue max_size, for the report")
+    lt.add_argument("--settle", type=float, default=0, help="seconds to wait after the load before measuring the "
+                    "temp folder again (default 0: no second measurement)")
     lt.set_defaults(func=_cmd_loadtest)
     return p
 

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -49,14 +50,21 @@ def rss_mb(pid: int) -> float:
 
 
 def folder_mb(path: Path) -> float:
-    total = 0
-    for root, _, files in os.walk(path):
+    return folder_stats(path)[0]
+
+
+def folder_stats(path: Path) -> tuple[float, int, int]:
+    """``(MB in files, number of files, number of folders)`` under ``path``."""
+    total = files_n = dirs_n = 0
+    for root, dirs, files in os.walk(path):
+        dirs_n += len(dirs)
         for name in files:
             try:
                 total += (Path(root) / name).stat().st_size
+                files_n += 1
             except OSError:
                 pass
-    return total / 2**20
+    return total / 2**20, files_n, dirs_n
 
 
 class AppProcess:
@@ -82,6 +90,7 @@ class AppProcess:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 err = self.log_path.read_text(errors="replace")[-2000:]
+                self.__exit__()
                 raise RuntimeError(f"app.py exited with {self.proc.returncode}: {err}")
             try:
                 with urllib.request.urlopen(self.url, timeout=2) as r:
@@ -100,6 +109,12 @@ class AppProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(timeout=20)
+        try:  # the log is kept in memory; the folder (with whatever the app left) is removed
+            self.log_text = self.log_path.read_text(errors="replace")
+        except (AttributeError, OSError):
+            self.log_text = ""
+        shutil.rmtree(self.temp, ignore_errors=True)
 
     def queue_size(self) -> int | None:
         try:
@@ -109,9 +124,27 @@ class AppProcess:
             return None
 
 
+def _fetch(client: Any, downloads: Path, **params: Any) -> None:
+    """One /generate call as a user makes it: the files are downloaded, checked (a result without its
+    MIDI counts as an error) and deleted, so the load test's own disk use stays flat."""
+    audio, midi, _ = client.predict(**params, api_name="/generate")
+    try:
+        if not midi or Path(midi).stat().st_size == 0:
+            raise RuntimeError(f"no MIDI file in the result: {midi!r}")
+    finally:
+        for path in (audio, midi):
+            if path and Path(path).resolve().is_relative_to(downloads):
+                Path(path).unlink(missing_ok=True)
+
+
 def run_loadtest(users: int = 16, requests: int = 1000, duration: float = 600.0, bars: int = 4,
-                 seed: int = 0, queue_bound: int | None = None) -> dict[str, Any]:
-    """Run the load test and return its figures (defaults: 16 users, 1000 requests, 600 s cap, 4 bars)."""
+                 seed: int = 0, queue_bound: int | None = None, settle_s: float = 0.0,
+                 env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run the load test and return its figures (defaults: 16 users, 1000 requests, 600 s cap, 4 bars).
+
+    ``settle_s`` > 0 waits that long after the last request and measures the app's temp folder again
+    (to see its sweep at work); ``env`` adds variables to the app's environment.
+    """
     from gradio_client import Client
 
     styles = [s.id for s in list_styles()]
@@ -122,28 +155,31 @@ def run_loadtest(users: int = 16, requests: int = 1000, duration: float = 600.0,
     done = 0
     queue_max = 0
     temp_max = 0.0
+    rss_max = 0.0
     stop = threading.Event()
+    downloads = Path(tempfile.mkdtemp(prefix="drumgen-load-clients-")).resolve()
 
-    with AppProcess() as app:
+    with AppProcess(env=env) as app:
         pid = app.proc.pid  # type: ignore[union-attr]
-        warm = Client(app.url, verbose=False)
+        warm = Client(app.url, verbose=False, download_files=str(downloads))
         for i in range(WARM_REQUESTS):
-            warm.predict(style=styles[i % len(styles)], bars=bars, seed=i, random_seed=False, api_name="/generate")
+            _fetch(warm, downloads, style=styles[i % len(styles)], bars=bars, seed=i, random_seed=False)
         rss_10 = rss_mb(pid)
-        temp_10 = folder_mb(app.temp)
+        temp_10 = folder_stats(app.temp)
 
         def monitor() -> None:
-            nonlocal queue_max, temp_max
+            nonlocal queue_max, temp_max, rss_max
             while not stop.is_set():
                 q = app.queue_size()
                 if q is not None:
                     queue_max = max(queue_max, q)
                 temp_max = max(temp_max, folder_mb(app.temp))
+                rss_max = max(rss_max, rss_mb(pid))
                 stop.wait(0.25)
 
         def user(k: int) -> None:
             nonlocal done
-            client = Client(app.url, verbose=False)
+            client = Client(app.url, verbose=False, download_files=str(downloads))
             local = random.Random(rng.random() + k)
             while not stop.is_set():
                 with lock:
@@ -152,8 +188,8 @@ def run_loadtest(users: int = 16, requests: int = 1000, duration: float = 600.0,
                     done += 1
                 t0 = time.perf_counter()
                 try:
-                    client.predict(style=local.choice(styles), bars=bars, seed=local.randrange(2**31),
-                                   random_seed=False, api_name="/generate")
+                    _fetch(client, downloads, style=local.choice(styles), bars=bars, seed=local.randrange(2**31),
+                           random_seed=False)
                     with lock:
                         latencies.append(time.perf_counter() - t0)
                 except Exception as exc:  # every failure is a figure of the test
@@ -175,8 +211,12 @@ def run_loadtest(users: int = 16, requests: int = 1000, duration: float = 600.0,
         wall = time.perf_counter() - t_start
         watcher.join(timeout=5)
         rss_end = rss_mb(pid)
-        temp_end = folder_mb(app.temp)
+        temp_end = folder_stats(app.temp)
+        if settle_s > 0:
+            time.sleep(settle_s)
+        temp_settled = folder_stats(app.temp)
         startup = app.startup_s
+    shutil.rmtree(downloads, ignore_errors=True)
 
     lat = sorted(latencies)
     return {
@@ -187,8 +227,13 @@ def run_loadtest(users: int = 16, requests: int = 1000, duration: float = 600.0,
                       "p95": round(lat[int(0.95 * (len(lat) - 1))], 3) if lat else None,
                       "max": round(lat[-1], 3) if lat else None},
         "queue": {"max_seen": queue_max, "bound": queue_bound},
-        "app_rss_mb": {"after_10": round(rss_10, 1), "at_end": round(rss_end, 1),
-                       "growth_percent": round(100 * (rss_end - rss_10) / rss_10, 1)},
-        "temp_mb": {"after_10": round(temp_10, 2), "max": round(temp_max, 2), "at_end": round(temp_end, 2)},
+        "app_rss_mb": {"after_10": round(rss_10, 1), "max": round(max(rss_max, rss_end), 1),
+                       "at_end": round(rss_end, 1), "growth_percent": round(100 * (rss_end - rss_10) / rss_10, 1)},
+        "temp_mb": {"after_10": round(temp_10[0], 2), "max": round(temp_max, 2), "at_end": round(temp_end[0], 2),
+                    **({"after_settle": round(temp_settled[0], 2)} if settle_s > 0 else {})},
+        "temp_files": {"after_10": temp_10[1], "at_end": temp_end[1],
+                       **({"after_settle": temp_settled[1]} if settle_s > 0 else {})},
+        "temp_folders": {"after_10": temp_10[2], "at_end": temp_end[2],
+                         **({"after_settle": temp_settled[2]} if settle_s > 0 else {})},
         "app_startup_s": round(startup, 1),
     }
