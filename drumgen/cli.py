@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--bars", type=int, default=4, help="length in bars, 1-32 (default 4)")
     g.add_argument("--tempo", type=float, default=None, help="BPM, 40-300 (default: the preset's)")
     g.add_argument("--seed", type=int, default=None, help="seed; variation i uses seed+i (default: random)")
-    g.add_argument("--count", type=int, default=1, help="number of variations, 1-16 (default 1)")
+    g.add_argument("--count", type=int, default=1, help="number of variations, 1-64 (default 1)")
     g.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default ./out)")
     g.add_argument("--temperature", type=float, default=None, help="0 = greedy (default: the preset's)")
     g.add_argument("--top-k", type=int, default=None, help="0 = off (default: the preset's)")

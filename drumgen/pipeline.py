@@ -17,7 +17,7 @@ import torch
 
 from drumgen import __version__
 from drumgen.audio import DEFAULT_SAMPLE_RATE, KIT_PROGRAMS, AudioUnavailableError, render_audio
-from drumgen.generate import fill_bar_set, generate_pattern
+from drumgen.generate import MAX_SAMPLES, fill_bar_set, generate_pattern
 from drumgen.humanize import humanize, measure_feel
 from drumgen.midi_io import pattern_filename, pattern_to_midi_bytes
 from drumgen.model import DrumPatternTransformer
@@ -29,7 +29,7 @@ from drumgen.tokenizer import DrumTokenizer
 log = logging.getLogger(__name__)
 
 MAX_SEED = 2**63 - 1
-MAX_COUNT = 16
+MAX_COUNT = 64  # variations per request; the model samples them MAX_SAMPLES at a time
 FILL_EVERY_CHOICES = (0, 2, 4, 8)
 SAMPLE_RATES = (22050, 32000, 44100, 48000)
 MIN_TEMPERATURE = 1e-6  # a temperature below this samples greedily (as 0 does)
@@ -157,15 +157,18 @@ def sample_patterns(req: GenerateRequest, preset: StylePreset) -> tuple[list[Pat
     gen_tempo = req.tempo / factor
     fills = {b // factor for b in fill_bar_set(req.bars, req.fill_every)}
     seeds = [(req.seed + i) % (MAX_SEED + 1) for i in range(req.count)]
-    kwargs = dict(num_bars=gen_bars, temperature=req.temperature, top_k=req.top_k, top_p=req.top_p,
-                  seed=seeds, num_samples=req.count, genre=preset.genre, tempo=gen_tempo, fill_bars=fills)
-    try:
-        patterns = generate_pattern(model, tokenizer, **kwargs)
-    except torch.cuda.OutOfMemoryError:
-        log.warning("CUDA out of memory while generating; retrying on the CPU")
-        torch.cuda.empty_cache()
-        model, tokenizer, metadata = load_bundle(str(get_model_path(preset.id)), device="cpu")
-        patterns = generate_pattern(model, tokenizer, **kwargs)
+    patterns: list[Pattern] = []
+    for start in range(0, req.count, MAX_SAMPLES):
+        chunk = seeds[start:start + MAX_SAMPLES]
+        kwargs = dict(num_bars=gen_bars, temperature=req.temperature, top_k=req.top_k, top_p=req.top_p,
+                      seed=chunk, num_samples=len(chunk), genre=preset.genre, tempo=gen_tempo, fill_bars=fills)
+        try:
+            patterns += generate_pattern(model, tokenizer, **kwargs)
+        except torch.cuda.OutOfMemoryError:
+            log.warning("CUDA out of memory while generating; retrying on the CPU")
+            torch.cuda.empty_cache()
+            model, tokenizer, metadata = load_bundle(str(get_model_path(preset.id)), device="cpu")
+            patterns += generate_pattern(model, tokenizer, **kwargs)
     if factor > 1:
         patterns = [_stretch(p, factor, req.bars, req.tempo) for p in patterns]
     else:
