@@ -132,3 +132,32 @@ def tiny_checkpoint(groove_dataset: Path, tmp_path_factory: pytest.TempPathFacto
     finally:
         torch.set_num_threads(before)
     return out, meta
+
+
+# --- the app under test ------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parent.parent
+COMMITTED_CHECKPOINT = REPO / "checkpoints" / "drumgen.pt"
+CHECKPOINT_ENV = "DRUMGEN_CHECKPOINT"
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def use_checkpoint(request: pytest.FixtureRequest, mp: pytest.MonkeyPatch) -> None:
+    """Point the app at a checkpoint: ``$DRUMGEN_CHECKPOINT`` when it names a file, else the
+    committed one, else the tiny one trained here."""
+    import os
+
+    if os.environ.get(CHECKPOINT_ENV) and Path(os.environ[CHECKPOINT_ENV]).is_file():
+        return
+    if COMMITTED_CHECKPOINT.is_file():
+        mp.delenv(CHECKPOINT_ENV, raising=False)
+        return
+    folder, _ = request.getfixturevalue("tiny_checkpoint")
+    mp.setenv(CHECKPOINT_ENV, str(Path(folder) / "drumgen.pt"))

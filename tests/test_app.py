@@ -1,15 +1,13 @@
 """The Gradio app through its API (gradio_client against a real server on loopback): ``/generate``
 returns audio, the ``.mid`` and a summary; ``/styles`` the presets; bad input names the field.
 
-Uses the committed checkpoint, else ``/tmp/ck/drumgen.pt``, else the tiny checkpoint that
-``conftest.py`` trains; real FluidSynth for the audio.
+Uses the committed checkpoint (else the tiny checkpoint that ``conftest.py`` trains) and real
+FluidSynth for the audio.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,40 +17,14 @@ from typing import Any
 import mido
 import numpy as np
 import pytest
+from conftest import free_port, use_checkpoint
 
 from drumgen.midi_io import midi_to_pattern
 from drumgen.pattern import Note, Pattern
 
 REPO = Path(__file__).resolve().parent.parent
-COMMITTED_CHECKPOINT = REPO / "checkpoints" / "drumgen.pt"
-FALLBACK_CHECKPOINT = Path("/tmp/ck/drumgen.pt")
-CHECKPOINT_ENV = "DRUMGEN_CHECKPOINT"
 TAIL_S = 1.0  # the renderer's ring-out after the last bar
 LENGTH_TOLERANCE_S = 0.05
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def use_checkpoint(request: pytest.FixtureRequest, mp: pytest.MonkeyPatch) -> None:
-    """Point the app at a checkpoint: ``$DRUMGEN_CHECKPOINT`` when set, else the committed one,
-    else /tmp/ck, else conftest's tiny one; skip when there is none."""
-    if os.environ.get(CHECKPOINT_ENV) and Path(os.environ[CHECKPOINT_ENV]).is_file():
-        return
-    if COMMITTED_CHECKPOINT.is_file():
-        mp.delenv(CHECKPOINT_ENV, raising=False)
-    elif FALLBACK_CHECKPOINT.is_file():
-        mp.setenv(CHECKPOINT_ENV, str(FALLBACK_CHECKPOINT))
-    else:
-        try:
-            folder, _ = request.getfixturevalue("tiny_checkpoint")
-        except pytest.FixtureLookupError:
-            pytest.skip(f"no model checkpoint: neither {COMMITTED_CHECKPOINT} nor {FALLBACK_CHECKPOINT} exists "
-                        "(train one with: python -m drumgen train --data ../shared/groove)")
-        mp.setenv(CHECKPOINT_ENV, str(Path(folder) / "drumgen.pt"))
 
 
 def import_app() -> ModuleType:

@@ -10,12 +10,12 @@ import importlib
 import os
 import re
 import shutil
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import free_port, use_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -23,16 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("DRUMGEN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-COMMITTED_CHECKPOINT = REPO / "checkpoints" / "drumgen.pt"
-FALLBACK_CHECKPOINT = Path("/tmp/ck/drumgen.pt")
-CHECKPOINT_ENV = "DRUMGEN_CHECKPOINT"
 TIMEOUT_MS = 60_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -42,17 +33,7 @@ def app_url(request: pytest.FixtureRequest) -> Iterator[str]:
         pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set $DRUMGEN_CHROMIUM)")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
     with pytest.MonkeyPatch.context() as mp:
-        if not (os.environ.get(CHECKPOINT_ENV) and Path(os.environ[CHECKPOINT_ENV]).is_file()):
-            if COMMITTED_CHECKPOINT.is_file():
-                mp.delenv(CHECKPOINT_ENV, raising=False)
-            elif FALLBACK_CHECKPOINT.is_file():
-                mp.setenv(CHECKPOINT_ENV, str(FALLBACK_CHECKPOINT))
-            else:
-                try:
-                    folder, _ = request.getfixturevalue("tiny_checkpoint")
-                except pytest.FixtureLookupError:
-                    pytest.skip(f"no model checkpoint: neither {COMMITTED_CHECKPOINT} nor {FALLBACK_CHECKPOINT}")
-                mp.setenv(CHECKPOINT_ENV, str(Path(folder) / "drumgen.pt"))
+        use_checkpoint(request, mp)
         if str(REPO) not in sys.path:
             sys.path.insert(0, str(REPO))
         app = importlib.import_module("app")
