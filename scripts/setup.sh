@@ -7,10 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=0; [ "${1:-}" = "--dev" ] && dev=1
 
+have_lib() {  # a shared library the dynamic linker knows (no grep -q: with pipefail it fails on SIGPIPE)
+  ldconfig -p 2>/dev/null | grep "$1" >/dev/null
+}
 need=()
-ldconfig -p 2>/dev/null | grep -q 'libfluidsynth\.so' || need+=(libfluidsynth3)
+have_lib 'libfluidsynth\.so' || need+=(libfluidsynth3)
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
-[ -f /usr/lib/x86_64-linux-gnu/libsndfile.so.1 ] || ldconfig -p 2>/dev/null | grep -q 'libsndfile\.so' || need+=(libsndfile1)
+have_lib 'libsndfile\.so' || need+=(libsndfile1)
 if [ "$dev" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
