@@ -167,14 +167,21 @@ def run_loadtest(users: int = 16, requests: int = 1000, duration: float = 600.0,
         rss_10 = rss_mb(pid)
         temp_10 = folder_stats(app.temp)
 
+        trend: dict[int, tuple[float, float]] = {}  # requests done (every 10 %) -> (app RSS MB, temp MB)
+        step = max(1, requests // 10)
+
         def monitor() -> None:
             nonlocal queue_max, temp_max, rss_max
             while not stop.is_set():
                 q = app.queue_size()
                 if q is not None:
                     queue_max = max(queue_max, q)
-                temp_max = max(temp_max, folder_mb(app.temp))
-                rss_max = max(rss_max, rss_mb(pid))
+                temp = folder_mb(app.temp)
+                rss = rss_mb(pid)
+                temp_max, rss_max = max(temp_max, temp), max(rss_max, rss)
+                mark = (len(latencies) + len(errors)) // step * step
+                if mark and mark not in trend:
+                    trend[mark] = (round(rss, 1), round(temp, 1))
                 stop.wait(0.25)
 
         def user(k: int) -> None:
@@ -231,6 +238,8 @@ def run_loadtest(users: int = 16, requests: int = 1000, duration: float = 600.0,
                        "at_end": round(rss_end, 1), "growth_percent": round(100 * (rss_end - rss_10) / rss_10, 1)},
         "temp_mb": {"after_10": round(temp_10[0], 2), "max": round(temp_max, 2), "at_end": round(temp_end[0], 2),
                     **({"after_settle": round(temp_settled[0], 2)} if settle_s > 0 else {})},
+        "trend": {"requests": list(trend), "app_rss_mb": [v[0] for v in trend.values()],
+                  "temp_mb": [v[1] for v in trend.values()]},
         "temp_files": {"after_10": temp_10[1], "at_end": temp_end[1],
                        **({"after_settle": temp_settled[1]} if settle_s > 0 else {})},
         "temp_folders": {"after_10": temp_10[2], "at_end": temp_end[2],
