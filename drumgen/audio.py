@@ -18,8 +18,10 @@ ramps a reused voice slot's gain from its previous value over the first block of
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
+import io
 import logging
 import os
 import statistics
@@ -72,7 +74,10 @@ class AudioUnavailableError(RuntimeError):
 def _load_fluidsynth() -> ModuleType:
     """Import ``fluidsynth`` lazily; raise :class:`AudioUnavailableError` when it cannot be loaded."""
     try:
-        import fluidsynth
+        # pyfluidsynth prints where it found the library to stdout when $CI is set; keep stdout
+        # clean (the CLI prints JSON lines there)
+        with contextlib.redirect_stdout(io.StringIO()):
+            import fluidsynth
     except (ImportError, OSError) as exc:
         raise AudioUnavailableError(f"{INSTALL_HINT} ({type(exc).__name__}: {exc})") from exc
     return fluidsynth
