@@ -157,15 +157,18 @@ def generate_pattern(
     tempo: float = 120.0,
     fill_every: int = 0,
     fill_bars: set[int] | None = None,
+    conditioning_tempo: float | None = None,
 ) -> list[Pattern]:
     """Sample ``num_samples`` patterns of ``num_bars`` bars at ``tempo`` (quantized, not humanized).
 
     Defaults: 4 bars, temperature 1.0, top-k 50, top-p 0.9, seed 0, one sample, genre rock,
     120 BPM, no fills. ``fill_every`` N makes the last bar of every N a fill; ``fill_bars``
-    names fill bars (0-based) directly.
+    names fill bars (0-based) directly. ``conditioning_tempo`` (default: ``tempo``) is the
+    tempo the model is told, e.g. half of it for a half-time feel.
     """
     fills = set(fill_bars or set()) | fill_bar_set(num_bars, fill_every)
-    token_lists = generate_tokens(model, tokenizer, genre=genre, tempo=tempo, num_bars=num_bars,
+    cond_tempo = tempo if conditioning_tempo is None else conditioning_tempo
+    token_lists = generate_tokens(model, tokenizer, genre=genre, tempo=cond_tempo, num_bars=num_bars,
                                   fill_bars=fills, prompt_tokens=prompt_tokens, temperature=temperature,
                                   top_k=top_k, top_p=top_p, seed=seed, num_samples=num_samples)
     return [tokenizer.decode(tokens, bars=num_bars, tempo=tempo).validate() for tokens in token_lists]

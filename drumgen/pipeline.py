@@ -161,7 +161,8 @@ def sample_patterns(req: GenerateRequest, preset: StylePreset) -> tuple[list[Pat
     for start in range(0, req.count, MAX_SAMPLES):
         chunk = seeds[start:start + MAX_SAMPLES]
         kwargs = dict(num_bars=gen_bars, temperature=req.temperature, top_k=req.top_k, top_p=req.top_p,
-                      seed=chunk, num_samples=len(chunk), genre=preset.genre, tempo=gen_tempo, fill_bars=fills)
+                      seed=chunk, num_samples=len(chunk), genre=preset.genre, tempo=req.tempo,
+                      conditioning_tempo=gen_tempo, fill_bars=fills)
         try:
             patterns += generate_pattern(model, tokenizer, **kwargs)
         except torch.cuda.OutOfMemoryError:
@@ -171,8 +172,6 @@ def sample_patterns(req: GenerateRequest, preset: StylePreset) -> tuple[list[Pat
             patterns += generate_pattern(model, tokenizer, **kwargs)
     if factor > 1:
         patterns = [_stretch(p, factor, req.bars, req.tempo) for p in patterns]
-    else:
-        patterns = [replace(p, tempo=req.tempo) for p in patterns]
     return patterns, metadata
 
 
