@@ -8,8 +8,6 @@ defaults, 127.0.0.1:7860, when unset). API endpoints: ``/generate`` and ``/style
 from __future__ import annotations
 
 import atexit
-import ctypes
-import ctypes.util
 import html
 import logging
 import os
@@ -48,21 +46,6 @@ from drumgen.ui import (
 )
 
 log = logging.getLogger("drumgen.app")
-M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES = -3, 128 * 1024  # glibc mallopt parameter and its default value
-
-
-def _hand_freed_buffers_back() -> None:
-    """Fix glibc's mmap threshold at its default (glibc only; elsewhere a no-op). Left adaptive, it rises
-    after the first multi-MB buffer (each request's audio) is freed, later ones come from per-thread heaps
-    that keep the memory, and the app's RSS creeps up ~10-20 % under concurrent load; fixed, each such
-    buffer is its own mapping and goes back to the OS when freed (measured: +1 % over 300 requests)."""
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-    except (OSError, AttributeError, TypeError):
-        pass
-
-
-_hand_freed_buffers_back()
 if __name__ == "__main__":  # before the warm-up below, so its timing is logged
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
