@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 import torch
-from test_app import served, use_checkpoint  # noqa: F401 (served: the module-scoped app + client fixture)
+from conftest import use_checkpoint
+from test_app import served  # noqa: F401 (the module-scoped app + client fixture)
 
 from drumgen import audio, model_loader, pipeline
 from drumgen.audio import INSTALL_HINT, AudioUnavailableError

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_app import use_checkpoint
+from conftest import use_checkpoint
 
 from drumgen.loadtest import run_loadtest
 

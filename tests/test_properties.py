@@ -31,7 +31,7 @@ MAX_EXAMPLES = 50
 
 
 @pytest.fixture(scope="module", autouse=True)
-def tiny_model(tiny_checkpoint: tuple[Path, dict]) -> None:
+def tiny_model(tiny_checkpoint: tuple[Path, dict], torch_single_thread: None) -> None:
     """Every style's model is conftest's tiny checkpoint for this module."""
     folder, _ = tiny_checkpoint
     with pytest.MonkeyPatch.context() as mp:

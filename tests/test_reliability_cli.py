@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_app import REPO, use_checkpoint
+from conftest import REPO, use_checkpoint
 
 from drumgen.midi_io import midi_to_pattern
 from drumgen.pipeline import MAX_SEED
