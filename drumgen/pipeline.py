@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import secrets
@@ -233,7 +234,8 @@ def write_groove(groove: Groove, out_dir: str | Path, audio_format: str = "ogg")
         try:
             write_audio(groove.audio, audio_path, groove.sample_rate)
         except (OSError, RuntimeError) as exc:  # disk full / read-only (soundfile's errors are RuntimeErrors)
-            audio_path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a partial file, where the file system still lets us
+                audio_path.unlink(missing_ok=True)
             groove.audio_error = f"audio could not be written ({exc}); the MIDI file is fine"
             groove.notices.append(groove.audio_error)
             log.warning("%s", groove.audio_error)
