@@ -15,6 +15,7 @@ from drumgen.tokenizer import DrumTokenizer
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_TOP_K = 50
 DEFAULT_TOP_P = 0.9
+GREEDY_BELOW = 1e-6  # temperatures below this sample greedily, as 0 does
 
 
 def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
@@ -69,7 +70,7 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: flo
     the other rows of the batch (a variation is reproducible from its own seed).
     """
     check_sampling(temperature, top_k, top_p)
-    if temperature == 0:
+    if temperature < GREEDY_BELOW:  # 0, or so small that dividing by it would overflow
         return logits.argmax(dim=-1)
     logits = top_p_filter(top_k_filter(apply_temperature(logits, temperature), top_k), top_p)
     probs = logits.softmax(dim=-1)  # (B, V)

@@ -211,3 +211,9 @@ def test_masked_tokens_are_never_drawn() -> None:
     for temperature, top_k, top_p in [(1.0, 0, 1.0), (3.0, 50, 0.9), (0.2, 2, 0.5), (0.0, 0, 1.0)]:
         picks = set(sample_next(logits.clone(), temperature, top_k, top_p).tolist())
         assert picks <= set(legal), (temperature, top_k, top_p, picks)
+
+
+@pytest.mark.parametrize("temperature", [1e-40, 1e-300], ids=["1e-40", "1e-300"])
+def test_a_vanishing_temperature_samples_greedily_instead_of_overflowing(temperature: float) -> None:
+    logits = torch.tensor([[0.0, 3.0, 1.0, -2.0]])
+    assert sample_next(logits, temperature, 0, 1.0).tolist() == [1]
