@@ -33,7 +33,6 @@ MAX_SEED = 2**63 - 1
 MAX_COUNT = 64  # variations per request; the model samples them MAX_SAMPLES at a time
 FILL_EVERY_CHOICES = (0, 2, 4, 8)
 SAMPLE_RATES = (22050, 32000, 44100, 48000)
-MIN_TEMPERATURE = 1e-6  # a temperature below this samples greedily (as 0 does)
 HUMANIZE_SEED_SALT = 0x5EED  # humanization draws from seed ^ salt, apart from the model's draws
 
 
@@ -119,8 +118,6 @@ def resolve_request(req: GenerateRequest) -> tuple[GenerateRequest, StylePreset]
             raise ValueError(f"seed must be a whole number from 0 to 2^63-1, got {req.seed!r}")
     count = _whole("count", req.count, 1, MAX_COUNT)
     temperature = preset.temperature if req.temperature is None else _number("temperature", req.temperature, 0, 5)
-    if temperature < MIN_TEMPERATURE:  # its limit; dividing logits by a tinier one overflows float32
-        temperature = 0.0
     top_k = preset.top_k if req.top_k is None else _whole("top_k", req.top_k, 0, 10_000)
     top_p = preset.top_p if req.top_p is None else _number("top_p", req.top_p, 0, 1)
     amount = _number("humanize", req.humanize, 0, 1)
