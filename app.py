@@ -7,29 +7,28 @@ defaults, 127.0.0.1:7860, when unset). API endpoints: ``/generate`` and ``/style
 
 from __future__ import annotations
 
-import atexit
 import html
 import logging
-import os
-import shutil
 import signal
 import sys
-import tempfile
-import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import gradio.route_utils as gr_route_utils
 
 from drumgen import __version__
-from drumgen.audio import write_audio
 from drumgen.drum_map import KIT_PROGRAMS
 from drumgen.midi_io import midi_to_pattern
-from drumgen.model_loader import load_bundle
 from drumgen.pattern import MAX_BARS, MAX_TEMPO, MIN_BARS, MIN_TEMPO
 from drumgen.pipeline import MAX_SEED, GenerateRequest, generate_grooves
+from drumgen.serving import (
+    SaveError,
+    TempArea,
+    cache_sweep_setting,
+    files_max_age,
+    install_cache_sweeper,
+    release_free_memory,
+    warm_up,
+)
 from drumgen.styles import get_model_path, get_style, list_styles
 from drumgen.ui import (
     CSS,
@@ -58,100 +57,16 @@ EXAMPLES = [  # style, tempo, bars, kit: one click per producer
 ]
 QUEUE_CONCURRENCY, QUEUE_MAX = 2, 32
 MAX_UPLOAD_BYTES = 0  # the app takes no uploads: gradio's /upload route refuses every file (it has no limit by default)
-FILES_MAX_AGE_ENV, DEFAULT_FILES_MAX_AGE_S = "DRUMGEN_FILES_MAX_AGE_S", 600
-
-
-def _files_max_age() -> int:
-    """How long a groove's files stay downloadable: ``$DRUMGEN_FILES_MAX_AGE_S`` seconds (default 600)."""
-    raw = os.environ.get(FILES_MAX_AGE_ENV, "")
-    try:
-        return max(1, int(raw)) if raw else DEFAULT_FILES_MAX_AGE_S
-    except ValueError:
-        log.warning("%s=%r is not a whole number of seconds; using %d", FILES_MAX_AGE_ENV, raw,
-                    DEFAULT_FILES_MAX_AGE_S)
-        return DEFAULT_FILES_MAX_AGE_S
-
-
-# Temp space stays bounded under load: every request leaves a .mid and a .wav (~2 MB for 4 bars) in our
-# folder and a copy of each in gradio's cache (what browsers and API clients download). Gradio deletes
-# its copies once older than FILES_MAX_AGE_S (checked every minute at most); ours are needed only until
-# gradio has copied them, so they go after TMP_MAX_AGE_S.
-FILES_MAX_AGE_S = _files_max_age()
-CACHE_SWEEP = (max(1, min(60, FILES_MAX_AGE_S // 4)), FILES_MAX_AGE_S)
-TMP_MAX_AGE_S = min(120, FILES_MAX_AGE_S)
-TMP_ROOT = Path(tempfile.mkdtemp(prefix="drumgen-app-"))
-atexit.register(shutil.rmtree, TMP_ROOT, ignore_errors=True)
+FILES_MAX_AGE_S = files_max_age()  # how long download links work
+TEMP = TempArea(max_age_s=min(120, FILES_MAX_AGE_S))  # ours go once gradio has copied them into its cache
+TMP_ROOT = TEMP.root
 THEME = gr.themes.Soft(
     primary_hue="orange", neutral_hue="slate",
     font=["Inter", "ui-sans-serif", "system-ui", "sans-serif"],  # no web-font download
     font_mono=["ui-monospace", "SFMono-Regular", "monospace"],
 )
-
-
-def warm_up() -> str | None:
-    """Load every preset's model once (cached per process, on the GPU when present) and run one tiny
-    generation with audio, so the first request pays no start-up cost. Returns the error, if any."""
-    start = time.perf_counter()
-    try:
-        for path in {str(get_model_path(p.id)) for p in STYLES}:
-            load_bundle(path)
-        generate_grooves(GenerateRequest(style=DEFAULT.id, bars=1, seed=0))
-    except Exception as exc:  # the UI still starts; each request then reports the problem
-        log.error("warm-up failed: %s", exc)
-        return str(exc)
-    log.info("model loaded and warmed up in %.1f s", time.perf_counter() - start)
-    return None
-
-
-WARMUP_ERROR = warm_up()
-
-
-def _sweep_gradio_cache(blocks: gr.Blocks, age: float | None) -> None:
-    """Delete the files this app handed to gradio's cache once older than ``age`` seconds (all when None),
-    and the folders they leave empty. Replaces ``gradio.route_utils.delete_files_created_by_app``
-    (gradio 6.31), which iterates sets that requests add to at the same time: its "Set changed size
-    during iteration" kills the sweeper for good under load, and the cache then grows without limit.
-    It also leaves one empty folder per file behind. This iterates copies and never raises."""
-    keep: set[str] = set()
-    for block in list(blocks.blocks.values()):
-        keep.update(getattr(block, "keep_in_cache", ()))
-    now = time.time()
-    for files in list(blocks.temp_file_sets):
-        for file in list(files):
-            if file in keep:
-                continue
-            try:
-                if age is not None and now - os.lstat(file).st_ctime <= age:
-                    continue
-                os.remove(file)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("could not delete %s from gradio's cache: %s", file, exc)
-                continue
-            files.discard(file)
-            try:
-                os.rmdir(os.path.dirname(file))  # its per-file folder, if nothing else is in it
-            except OSError:
-                pass
-
-
-if hasattr(gr_route_utils, "delete_files_created_by_app"):  # looked up by gradio's sweeper at each run
-    gr_route_utils.delete_files_created_by_app = _sweep_gradio_cache
-
-
-def _request_dir() -> Path:
-    """A fresh folder for one request's files; folders older than TMP_MAX_AGE_S are removed."""
-    cutoff = time.time() - TMP_MAX_AGE_S
-    for old in TMP_ROOT.iterdir():
-        try:
-            if old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            pass
-    path = TMP_ROOT / uuid.uuid4().hex
-    path.mkdir()
-    return path
+WARMUP_ERROR = warm_up((str(get_model_path(p.id)) for p in STYLES), DEFAULT.id)
+install_cache_sweeper()
 
 
 def generate(
@@ -184,26 +99,15 @@ def generate(
         raise gr.Error(f"generation failed unexpectedly ({type(exc).__name__}: {exc}); please try other "
                        "settings or report it", print_exception=False) from None
     progress(0.9, desc="Writing files")
-    notices = list(groove.notices)
     try:
-        folder = _request_dir()
-        midi_path = folder / groove.filename
-        midi_path.write_bytes(groove.midi)
-    except OSError as exc:  # temp space full or read-only: nothing can be handed out
-        log.error("could not write the MIDI file: %s", exc)
-        raise gr.Error(f"the groove (seed {groove.seed}) was made but its MIDI file could not be saved on the "
-                       f"server ({exc.strerror or exc}); try again later with seed {groove.seed}",
-                       print_exception=False) from None
-    audio_path = None
-    if groove.audio is not None:
-        try:
-            audio_path = str(write_audio(groove.audio, folder / f"{midi_path.stem}.wav", groove.sample_rate))
-        except (OSError, RuntimeError) as exc:  # soundfile raises a RuntimeError subclass on a full disk
-            notices.append(f"the audio preview could not be saved ({exc}); the MIDI file is fine")
-            log.warning("%s", notices[-1])
+        audio_path, midi_path, notices = TEMP.save(groove)
+    except SaveError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    finally:
+        release_free_memory()
     for notice in notices:
         gr.Warning(notice)
-    return audio_path, str(midi_path), {**groove.summary, "notices": notices}
+    return audio_path, midi_path, {**groove.summary, "notices": notices}
 
 
 def styles() -> list[dict[str, Any]]:
@@ -230,7 +134,7 @@ def apply_preset(style: str) -> tuple[Any, ...]:
 def build_app() -> gr.Blocks:
     """The Blocks app (not yet queued or launched; see :func:`launch`)."""
     with gr.Blocks(title="MidiDrumiGen: drum grooves in a producer's style", analytics_enabled=False,
-                   delete_cache=CACHE_SWEEP) as demo:
+                   delete_cache=cache_sweep_setting(FILES_MAX_AGE_S)) as demo:
         gr.HTML('<div id="hero"><h1>Midi<span>Drumi</span>Gen</h1><p>Drum grooves that play like a producer '
                 'or a genre. Pick a style, press Generate, listen, and drag the humanized MIDI into your DAW.'
                 '</p></div>')

@@ -30,6 +30,7 @@ from drumgen.midi_io import midi_to_pattern
 from drumgen.model_loader import load_bundle
 from drumgen.pattern import Pattern
 from drumgen.pipeline import GenerateRequest, generate_grooves
+from drumgen.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P
 from drumgen.styles import GENRES as PRESET_GENRES
 from drumgen.styles import get_model_path, list_styles
 from drumgen.tokenizer import DrumTokenizer
@@ -40,6 +41,14 @@ log = logging.getLogger(__name__)
 STABILITY_BARS = 16
 GENRE_SAMPLES = 12  # 4-bar samples per genre for the genre-consistency figure
 GENRE_SAMPLE_BARS = 4
+
+
+def preset_sampling(genre: str) -> dict[str, Any]:
+    """The sampling a user gets for ``genre``: its genre preset's temperature, top-k and top-p."""
+    for preset in list_styles():
+        if preset.kind == "genre" and preset.genre == genre:
+            return {"temperature": preset.temperature, "top_k": preset.top_k, "top_p": preset.top_p}
+    return {"temperature": DEFAULT_TEMPERATURE, "top_k": DEFAULT_TOP_K, "top_p": DEFAULT_TOP_P}
 
 
 def _decoded(f: TokenizedFile, tok: DrumTokenizer, start: int, n: int) -> Pattern:
@@ -125,12 +134,13 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
         bpm = statistics.median(f.bpm for f in files if f.genre == genre)
         generated += generate_pattern(model, tok, num_bars=STABILITY_BARS, genre=genre, tempo=bpm,
                                       seed=seed + i, num_samples=min(per_call, stability_samples - i),
-                                      temperature=1.0, top_k=0, top_p=0.95)
+                                      **preset_sampling(genre))
     real = [_decoded(f, tok, s, STABILITY_BARS) for f in files if f.kind == "beat"
             for s in range(0, len(f.bars) - STABILITY_BARS + 1, STABILITY_BARS)]
     report["stability"] = {"generated": round(mean_stability(generated), 2), "real": round(mean_stability(real), 2),
                            "generated_samples": len(generated), "real_stretches": len(real),
-                           "bars": STABILITY_BARS, "human_reference": 5.0}
+                           "bars": STABILITY_BARS, "human_reference": 5.0,
+                           "sampling": "each genre preset's temperature, top-k and top-p"}
     log.info("stability %s", report["stability"])
 
     # 4. genre consistency: classifier on train bars, real split bars vs generated bars
@@ -143,7 +153,7 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
     for genre in real_acc:
         bpm = statistics.median(f.bpm for f in train_files if f.genre == genre)
         pats = generate_pattern(model, tok, num_bars=GENRE_SAMPLE_BARS, genre=genre, tempo=bpm, seed=seed + 1000,
-                                num_samples=GENRE_SAMPLES, temperature=1.0, top_k=0, top_p=0.95)
+                                num_samples=GENRE_SAMPLES, **preset_sampling(genre))
         for p in pats:
             gen_feats.append(bar_features(p))
             gen_labels += [PRESET_GENRES.index(genre)] * p.bars
@@ -151,6 +161,7 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
     gen_acc = _per_genre_accuracy(clf.predict(x_gen), y_gen, PRESET_GENRES)
     report["genre"] = {
         "classifier": "softmax regression on per-bar features, trained on the train split's beat bars",
+        "sampling": "each genre preset's temperature, top-k and top-p",
         "real_balanced_accuracy": round(float(np.mean(list(real_acc.values()))), 3),
         "generated_balanced_accuracy": round(float(np.mean([gen_acc[g] for g in real_acc])), 3),
         "chance": round(1 / len(PRESET_GENRES), 3),

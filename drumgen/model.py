@@ -25,6 +25,7 @@ class ModelConfig:
     n_head: int = 4
     n_embd: int = 256
     dropout: float = 0.1
+    gelu: str = "tanh"  # "tanh" (fast on CPU) or "none" (exact erf)
 
 
 class KVCache:
@@ -40,17 +41,23 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.lengths = torch.zeros(batch, dtype=torch.long, device=device)  # positions filled per row
         self.uniform = True  # all rows have the same length
+        self.length = 0  # the longest row's length (kept as a Python int: no device sync per step)
 
-    @property
-    def length(self) -> int:
-        return int(self.lengths.max())
+    def advance(self, steps: int) -> None:
+        """Every row took ``steps`` more positions."""
+        self.lengths += steps
+        self.length += steps
+
+    def _lengths_changed(self) -> None:
+        self.length = int(self.lengths.max())
+        self.uniform = bool((self.lengths == self.lengths[0]).all())
 
     def keep_rows(self, rows: list[int]) -> None:
         """Drop every row not in ``rows`` (samples that have finished)."""
         index = torch.tensor(rows, device=self.k.device)
         self.k, self.v = self.k.index_select(1, index), self.v.index_select(1, index)
         self.lengths = self.lengths.index_select(0, index)
-        self.uniform = bool((self.lengths == self.lengths[0]).all())
+        self._lengths_changed()
 
     def copy_row_from(self, other: KVCache, row: int) -> None:
         """Replace row ``row`` with the single-row cache ``other`` (a rebuilt context)."""
@@ -58,7 +65,7 @@ class KVCache:
         self.k[:, row, :, :n] = other.k[:, 0, :, :n]
         self.v[:, row, :, :n] = other.v[:, 0, :, :n]
         self.lengths[row] = n
-        self.uniform = bool((self.lengths == self.lengths[0]).all())
+        self._lengths_changed()
 
 
 class CausalSelfAttention(nn.Module):
@@ -111,7 +118,7 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(config)
         self.ln2 = nn.LayerNorm(config.n_embd)
         self.mlp = nn.Sequential(
-            nn.Linear(config.n_embd, 4 * config.n_embd), nn.GELU(),
+            nn.Linear(config.n_embd, 4 * config.n_embd), nn.GELU(approximate=config.gelu),
             nn.Linear(4 * config.n_embd, config.n_embd), nn.Dropout(config.dropout),
         )
 
@@ -168,7 +175,7 @@ class DrumPatternTransformer(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)
         if cache is not None:
-            cache.lengths += T
+            cache.advance(T)
         if last_only:
             x = x[:, -1:, :]
         return self.head(self.ln_f(x))  # (B, T or 1, V)

@@ -66,22 +66,29 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: flo
                 generators: list[torch.Generator] | None = None) -> torch.Tensor:
     """Draw one token id per row of (B, V) logits: temperature -> top-k -> top-p; 0 = greedy.
 
-    Row ``i`` draws from ``generators[i]`` alone, so a row's result does not depend on
-    the other rows of the batch (a variation is reproducible from its own seed).
+    The same filters as :func:`top_k_filter` and :func:`top_p_filter`, fused on the ``k`` best
+    tokens (one sort) because this runs once per generated token. Row ``i`` draws from
+    ``generators[i]`` alone, so a row's result does not depend on the other rows of the batch
+    (a variation is reproducible from its own seed).
     """
     check_sampling(temperature, top_k, top_p)
     if temperature < GREEDY_BELOW:  # 0, or so small that dividing by it would overflow
         return logits.argmax(dim=-1)
-    logits = top_p_filter(top_k_filter(apply_temperature(logits, temperature), top_k), top_p)
-    probs = logits.softmax(dim=-1)  # (B, V)
+    k = top_k if 0 < top_k < logits.size(-1) else logits.size(-1)
+    best, order = torch.topk(apply_temperature(logits, temperature), k, dim=-1)  # (B, k), descending
+    probs = best.softmax(dim=-1)
+    if top_p < 1:  # drop a token when the better tokens before it already reach p
+        drop = probs.cumsum(dim=-1) - probs >= top_p
+        drop[:, 0] = False  # the best token always stays
+        probs = probs.masked_fill(drop, 0.0)
     if generators is None:
         u = torch.rand(probs.size(0), device=probs.device)
     else:
         u = torch.cat([torch.rand(1, generator=g, device=probs.device) for g in generators])  # (B,)
-    # inverse CDF: the first token whose cumulative probability exceeds u
+    # inverse CDF: the first kept token whose cumulative probability exceeds u
     cdf = probs.cumsum(dim=-1)
-    idx = (cdf < u.clamp_min(1e-12)[:, None] * cdf[:, -1:]).sum(dim=-1)
-    return idx.clamp(max=probs.size(-1) - 1)
+    pick = (cdf < u.clamp_min(1e-12)[:, None] * cdf[:, -1:]).sum(dim=-1).clamp(max=k - 1)
+    return order.gather(-1, pick[:, None]).squeeze(-1)
 
 
 class Grammar:

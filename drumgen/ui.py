@@ -59,6 +59,11 @@ class _Named:
         return self
 
 
+def _field_error(message: str) -> gr.Error:
+    """A bad-field answer for the caller; not a server fault, so no traceback in the log."""
+    return gr.Error(message, print_exception=False)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -71,7 +76,7 @@ class NamedSlider(gr.Slider, _Named):
         kind = "a whole number" if whole else "a number"
         if not _is_number(payload) or not self.minimum <= payload <= self.maximum or (
                 whole and payload != int(payload)):
-            raise gr.Error(f"{self.field_name} must be {kind} from {self.minimum:g} to {self.maximum:g}"
+            raise _field_error(f"{self.field_name} must be {kind} from {self.minimum:g} to {self.maximum:g}"
                            f"{self.unit}, got {payload!r}")
         return super().preprocess(payload)
 
@@ -86,7 +91,7 @@ class NamedNumber(gr.Number, _Named):
         hi = math.inf if self.maximum is None else self.maximum
         if not _is_number(payload) or not lo <= payload <= hi or (self.precision == 0 and payload != int(payload)):
             top = "2^63-1" if hi >= 2**63 - 1 else f"{hi:g}"
-            raise gr.Error(f"{self.field_name} must be a whole number from {lo:g} to {top}, got {payload!r}")
+            raise _field_error(f"{self.field_name} must be a whole number from {lo:g} to {top}, got {payload!r}")
         return int(payload) if self.precision == 0 else super().preprocess(payload)
 
 
@@ -106,10 +111,10 @@ class NamedDropdown(gr.Dropdown, _Named):
                 try:
                     payload = self.resolve(payload)
                 except ValueError as exc:
-                    raise gr.Error(str(exc)) from None
+                    raise _field_error(str(exc)) from None
             if payload not in values:
                 shown = ", ".join(map(str, values))
-                raise gr.Error(f"{self.field_name} must be one of: {shown}; got {payload!r}")
+                raise _field_error(f"{self.field_name} must be one of: {shown}; got {payload!r}")
         return super().preprocess(payload)
 
 

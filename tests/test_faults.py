@@ -26,7 +26,7 @@ import torch
 from conftest import use_checkpoint
 from test_app import served  # noqa: F401 (the module-scoped app + client fixture)
 
-from drumgen import audio, model_loader, pipeline
+from drumgen import audio, model_loader, pipeline, serving
 from drumgen.audio import INSTALL_HINT, AudioUnavailableError
 from drumgen.loadtest import AppProcess
 from drumgen.midi_io import midi_to_pattern
@@ -132,7 +132,7 @@ def test_full_disk_for_audio_still_gives_the_midi(served: tuple[Any, Any],  # no
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(app, "write_audio", full)
+    monkeypatch.setattr(serving, "write_audio", full)
     audio_path, midi_path, summary = generate(client)
     assert audio_path is None and midi_to_pattern(Path(midi_path).read_bytes()).bars == 1
     assert "No space left on device" in summary["notices"][0] and "MIDI file is fine" in summary["notices"][0]
@@ -148,7 +148,7 @@ def test_when_not_even_the_midi_can_be_saved_the_error_says_so(served: tuple[Any
         def read_only() -> Path:
             raise OSError(errno.EROFS, "Read-only file system", str(app.TMP_ROOT))
 
-        monkeypatch.setattr(app, "_request_dir", read_only)
+        monkeypatch.setattr(app.TEMP, "request_dir", read_only)
     else:
         original = pathlib.Path.write_bytes
 
