@@ -48,6 +48,7 @@ log = logging.getLogger("drumgen.app")
 if __name__ == "__main__":  # before the warm-up below, so its timing is logged
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
+    logging.getLogger("drumgen").setLevel(logging.INFO)  # the warm-up's timing (drumgen.serving)
 
 STYLES = list_styles()
 DEFAULT = STYLES[0]
@@ -103,11 +104,12 @@ def generate(
         audio_path, midi_path, notices = TEMP.save(groove)
     except SaveError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
-    finally:
-        release_free_memory()
+    summary = {**groove.summary, "notices": notices}
+    del groove  # its audio buffer (MBs) goes back to the heap, and the heap's free memory to the OS
+    release_free_memory()
     for notice in notices:
         gr.Warning(notice)
-    return audio_path, midi_path, {**groove.summary, "notices": notices}
+    return audio_path, midi_path, summary
 
 
 def styles() -> list[dict[str, Any]]:

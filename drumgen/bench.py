@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import resource
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -91,4 +92,30 @@ def run_bench(checkpoint: str | Path | None = None, repeats: int = 15) -> dict[s
     except (AudioUnavailableError, FileNotFoundError) as exc:
         out["audio_16_bars"] = {"error": str(exc)}
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
+
+
+def run_api_bench(checkpoint: str | Path | None = None, repeats: int = 7) -> dict[str, Any]:
+    """The app as a user reaches it: ``python app.py`` start-up to ready, ``/generate`` round trips
+    through gradio_client on loopback (4 and 16 bars, audio and MIDI downloaded), ``/styles``,
+    and the app's resident memory afterwards."""
+    from gradio_client import Client
+
+    from drumgen.loadtest import AppProcess, rss_mb
+
+    env = {"DRUMGEN_CHECKPOINT": str(Path(checkpoint).resolve())} if checkpoint else {}
+    with AppProcess(env=env) as app, tempfile.TemporaryDirectory() as downloads:
+        client = Client(app.url, verbose=False, download_files=downloads)
+        seeds = iter(range(10**6))
+
+        def generate(bars: int) -> None:
+            client.predict(style=BENCH_GENRE, tempo=BENCH_TEMPO, bars=bars, seed=next(seeds), random_seed=False,
+                           api_name="/generate")
+
+        generate(4)  # the first call sets up the client's session
+        out: dict[str, Any] = {"startup_to_ready_s": round(app.startup_s, 2), "request_ms": {}}
+        for bars in (4, 16):
+            out["request_ms"][f"{bars}_bars"] = _median_ms(lambda b=bars: generate(b), repeats)
+        out["request_ms"]["styles"] = _median_ms(lambda: client.predict(api_name="/styles"), repeats)
+        out["app_rss_mb"] = round(rss_mb(app.proc.pid), 1)
     return out

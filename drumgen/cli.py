@@ -62,9 +62,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from drumgen.bench import run_bench
+    from drumgen.bench import run_api_bench, run_bench
 
-    print(json.dumps(run_bench(checkpoint=args.checkpoint, repeats=args.repeats), indent=2))
+    report = run_bench(checkpoint=args.checkpoint, repeats=args.repeats)
+    if not args.no_api:
+        try:
+            report["api"] = run_api_bench(checkpoint=args.checkpoint, repeats=max(3, args.repeats // 2))
+        except (RuntimeError, OSError, ValueError) as exc:  # the app did not come up: keep the model figures
+            report["api"] = {"error": str(exc)}
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -140,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="print JSON speed figures")
     b.add_argument("--checkpoint", type=Path, default=None, help="default checkpoints/drumgen.pt")
     b.add_argument("--repeats", type=int, default=15, help="runs per figure (median; default 15)")
+    b.add_argument("--no-api", action="store_true",
+                   help="skip the app figures (start-up, /generate round trips through gradio_client, memory)")
     b.set_defaults(func=_cmd_bench)
 
     lt = sub.add_parser("loadtest", help="start the app on loopback and drive it with concurrent API users")

@@ -2,7 +2,8 @@
 
 nanoGPT-shaped: a config dataclass, pre-norm blocks, learned positions, tied
 embeddings. The checkpoint is ``{"model_args": asdict(config), "model": state_dict, ...}``
-and is rebuilt with ``DrumPatternTransformer(ModelConfig(**ckpt["model_args"]))``.
+and is rebuilt with ``DrumPatternTransformer(ModelConfig(**ckpt["model_args"]))`` (see
+:func:`drumgen.model_loader.load_model`, which also reads checkpoints made before ``gelu`` existed).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class ModelConfig:
     n_embd: int = 256
     dropout: float = 0.1
     gelu: str = "tanh"  # "tanh" (fast on CPU) or "none" (exact erf)
+
+    def __post_init__(self) -> None:
+        if self.gelu not in ("tanh", "none"):
+            raise ValueError(f"gelu must be 'tanh' or 'none', got {self.gelu!r}")
 
 
 class KVCache:

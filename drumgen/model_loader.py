@@ -48,7 +48,7 @@ def load_model(model_path: str | Path, device: str | None = None) -> tuple[DrumP
     if not isinstance(ckpt, dict) or "model_args" not in ckpt or "model" not in ckpt:
         raise CheckpointError(f"model checkpoint {path} lacks model_args/model: not a drumgen checkpoint")
     try:
-        config = ModelConfig(**{"gelu": "none", **ckpt["model_args"]})  # checkpoints before 0.2 used exact GELU
+        config = ModelConfig(**{"gelu": "none", **ckpt["model_args"]})  # checkpoints without the key used exact GELU
         model = DrumPatternTransformer(config)
         model.load_state_dict(ckpt["model"])
     except (TypeError, RuntimeError, ValueError) as exc:

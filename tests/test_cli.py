@@ -182,3 +182,19 @@ def test_committed_checkpoint_plays_kick_and_snare() -> None:
         pitches = {n.pitch for n in pattern.notes}
         both += kick in pitches and snare in pitches
     assert both >= 6, f"only {both} of 10 funk patterns have both kick and snare"
+
+
+# --- bench --------------------------------------------------------------------------------------
+def test_bench_reports_every_speed_figure_as_json() -> None:
+    """``bench`` (one repeat) gives the model, request, audio and app figures a user reads in the README."""
+    if not COMMITTED_CHECKPOINT.is_file():
+        pytest.skip(NO_COMMITTED)
+    run = subprocess.run([sys.executable, "-m", "drumgen", "bench", "--repeats", "1"], cwd=REPO_ROOT,
+                         env=clean_env(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout)
+    assert set(report["generate_ms"]) == {"4_bars_x1", "4_bars_x4", "16_bars_x1", "16_bars_x4"}
+    assert all(ms > 0 for ms in report["generate_ms"].values())
+    assert report["decode_tokens_per_s"]["speedup"] > 1  # the KV cache beats recomputing
+    assert report["api"]["request_ms"]["4_bars"] > 0 and report["api"]["app_rss_mb"] > 50
+    assert 0 < report["api"]["startup_to_ready_s"] < 120
