@@ -21,6 +21,7 @@ from drumgen.midi_io import midi_to_pattern
 from drumgen.pattern import MAX_BARS, MAX_TEMPO, MIN_BARS, MIN_TEMPO
 from drumgen.pipeline import MAX_SEED, GenerateRequest, generate_grooves
 from drumgen.serving import (
+    CoreShare,
     SaveError,
     TempArea,
     cache_sweep_setting,
@@ -61,6 +62,7 @@ MAX_UPLOAD_BYTES = 0  # the app takes no uploads: gradio's /upload route refuses
 FILES_MAX_AGE_S = files_max_age()  # how long download links work
 TEMP = TempArea(max_age_s=min(120, FILES_MAX_AGE_S))  # ours go once gradio has copied them into its cache
 TMP_ROOT = TEMP.root
+CORES = CoreShare()  # requests running at once split the cores instead of fighting over them
 THEME = gr.themes.Soft(
     primary_hue="orange", neutral_hue="slate",
     font=["Inter", "ui-sans-serif", "system-ui", "sans-serif"],  # no web-font download
@@ -89,7 +91,8 @@ def generate(
         fill_every=fill_every,
     )
     try:
-        groove = generate_grooves(request)[0]
+        with CORES.claim():
+            groove = generate_grooves(request)[0]
     except ValueError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
     except (FileNotFoundError, RuntimeError) as exc:  # no model / broken checkpoint

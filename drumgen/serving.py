@@ -17,11 +17,15 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from drumgen.audio import write_audio
 from drumgen.model_loader import load_bundle
@@ -113,6 +117,34 @@ def release_free_memory() -> None:
     trim = _libc_malloc_trim()
     if trim is not None:
         trim(0)
+
+
+class CoreShare:
+    """Shares the CPU's cores between the generations running at once in this process.
+
+    PyTorch's thread count is per calling thread, and every gradio worker thread would otherwise
+    start as many compute threads as there are cores: two requests at once on 2 cores then run 4
+    threads that spin-wait for each other. A request that starts alone gets every core; one that
+    starts while others run gets its share (at least one).
+    """
+
+    def __init__(self, cores: int | None = None) -> None:
+        self.cores = cores or torch.get_num_threads()
+        self.running = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def claim(self) -> Iterator[int]:
+        """Set this thread's compute threads for one generation; yields how many it got."""
+        with self._lock:
+            self.running += 1
+            threads = max(1, self.cores // self.running)
+        torch.set_num_threads(threads)
+        try:
+            yield threads
+        finally:
+            with self._lock:
+                self.running -= 1
 
 
 def sweep_gradio_cache(blocks: Any, age: float | None) -> None:
