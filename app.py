@@ -21,13 +21,13 @@ from drumgen.midi_io import midi_to_pattern
 from drumgen.pattern import MAX_BARS, MAX_TEMPO, MIN_BARS, MIN_TEMPO
 from drumgen.pipeline import MAX_SEED, GenerateRequest, generate_grooves
 from drumgen.serving import (
-    CoreShare,
     SaveError,
     TempArea,
     cache_sweep_setting,
     files_max_age,
     install_cache_sweeper,
     release_free_memory,
+    use_one_compute_thread,
     warm_up,
 )
 from drumgen.styles import get_model_path, get_style, list_styles
@@ -62,7 +62,6 @@ MAX_UPLOAD_BYTES = 0  # the app takes no uploads: gradio's /upload route refuses
 FILES_MAX_AGE_S = files_max_age()  # how long download links work
 TEMP = TempArea(max_age_s=min(120, FILES_MAX_AGE_S))  # ours go once gradio has copied them into its cache
 TMP_ROOT = TEMP.root
-CORES = CoreShare()  # requests running at once split the cores instead of fighting over them
 THEME = gr.themes.Soft(
     primary_hue="orange", neutral_hue="slate",
     font=["Inter", "ui-sans-serif", "system-ui", "sans-serif"],  # no web-font download
@@ -90,9 +89,9 @@ def generate(
         top_k=top_k, top_p=top_p, humanize=humanize / 100, swing=swing if swing_override else None, kit=kit,
         fill_every=fill_every,
     )
+    use_one_compute_thread()
     try:
-        with CORES.claim():
-            groove = generate_grooves(request)[0]
+        groove = generate_grooves(request)[0]
     except ValueError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
     except (FileNotFoundError, RuntimeError) as exc:  # no model / broken checkpoint

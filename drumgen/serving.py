@@ -17,11 +17,9 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -119,32 +117,16 @@ def release_free_memory() -> None:
         trim(0)
 
 
-class CoreShare:
-    """Shares the CPU's cores between the generations running at once in this process.
+def use_one_compute_thread() -> None:
+    """Make this (gradio worker) thread compute with one CPU thread; call it before each generation.
 
-    PyTorch's thread count is per calling thread, and every gradio worker thread would otherwise
-    start as many compute threads as there are cores: two requests at once on 2 cores then run 4
-    threads that spin-wait for each other. A request that starts alone gets every core; one that
-    starts while others run gets its share (at least one).
+    An OpenMP team started from a thread other than the main one is slow here: on this 2-core CPU a
+    4-bar pattern took 120 ms with 2 threads on the main thread, 140 ms with 1 thread on any thread,
+    but 410-460 ms with 2 threads on a worker thread. One thread per request is also what lets the
+    queue's two workers use the two cores without fighting over them.
     """
-
-    def __init__(self, cores: int | None = None) -> None:
-        self.cores = cores or torch.get_num_threads()
-        self.running = 0
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def claim(self) -> Iterator[int]:
-        """Set this thread's compute threads for one generation; yields how many it got."""
-        with self._lock:
-            self.running += 1
-            threads = max(1, self.cores // self.running)
-        torch.set_num_threads(threads)
-        try:
-            yield threads
-        finally:
-            with self._lock:
-                self.running -= 1
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 def sweep_gradio_cache(blocks: Any, age: float | None) -> None:

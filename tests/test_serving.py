@@ -8,39 +8,22 @@ import time
 
 import torch
 
-from drumgen.serving import CoreShare, TempArea, files_max_age
+from drumgen.serving import TempArea, files_max_age, use_one_compute_thread
 
 
-def test_a_request_alone_gets_every_core_and_concurrent_ones_share_them() -> None:
-    share = CoreShare(cores=2)
+def test_a_worker_thread_computes_with_one_thread_and_leaves_others_alone() -> None:
     seen: dict[str, int] = {}
-    first_in, second_done = threading.Event(), threading.Event()
 
-    def first() -> None:
-        with share.claim() as threads:
-            seen["first"], seen["first_torch"] = threads, torch.get_num_threads()
-            first_in.set()
-            second_done.wait(10)
+    def worker() -> None:
+        use_one_compute_thread()
+        seen["worker"] = torch.get_num_threads()
 
-    def second() -> None:
-        first_in.wait(10)
-        with share.claim() as threads:
-            seen["second"], seen["second_torch"] = threads, torch.get_num_threads()
-        second_done.set()
-
-    workers = [threading.Thread(target=first), threading.Thread(target=second)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(20)
-    assert seen == {"first": 2, "first_torch": 2, "second": 1, "second_torch": 1}
     before = torch.get_num_threads()
-    try:
-        with share.claim() as threads:  # both finished: the next one is alone again
-            assert threads == 2 and share.running == 1
-    finally:
-        torch.set_num_threads(before)
-    assert share.running == 0
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(20)
+    assert seen == {"worker": 1}
+    assert torch.get_num_threads() == before  # the calling thread keeps its own setting
 
 
 def test_stale_request_folders_are_removed_and_fresh_ones_kept() -> None:
