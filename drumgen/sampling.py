@@ -47,6 +47,14 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
+def _outside_nucleus(sorted_probs: torch.Tensor, p: float) -> torch.Tensor:
+    """For probabilities sorted best first: True where the better tokens before it already reach
+    ``p`` (the best token always stays)."""
+    drop = sorted_probs.cumsum(dim=-1) - sorted_probs >= p
+    drop[..., 0] = False
+    return drop
+
+
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     """Keep the smallest set of tokens whose probability reaches ``p`` (always at least one)."""
     if not 0 <= p <= 1:
@@ -54,10 +62,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     if p >= 1:
         return logits
     sorted_logits, order = torch.sort(logits, descending=True, dim=-1)  # (B, V)
-    cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-    # drop a token when the tokens before it already reach p
-    drop_sorted = (cum - sorted_logits.softmax(dim=-1)) >= p
-    drop_sorted[..., 0] = False
+    drop_sorted = _outside_nucleus(sorted_logits.softmax(dim=-1), p)
     drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
 
@@ -77,10 +82,8 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: flo
     k = top_k if 0 < top_k < logits.size(-1) else logits.size(-1)
     best, order = torch.topk(apply_temperature(logits, temperature), k, dim=-1)  # (B, k), descending
     probs = best.softmax(dim=-1)
-    if top_p < 1:  # drop a token when the better tokens before it already reach p
-        drop = probs.cumsum(dim=-1) - probs >= top_p
-        drop[:, 0] = False  # the best token always stays
-        probs = probs.masked_fill(drop, 0.0)
+    if top_p < 1:
+        probs = probs.masked_fill(_outside_nucleus(probs, top_p), 0.0)
     if generators is None:
         u = torch.rand(probs.size(0), device=probs.device)
     else:

@@ -25,9 +25,8 @@ from typing import Any
 
 import torch
 
-from drumgen.audio import write_audio
 from drumgen.model_loader import load_bundle
-from drumgen.pipeline import GenerateRequest, Groove, generate_grooves
+from drumgen.pipeline import GenerateRequest, Groove, generate_grooves, write_groove
 
 log = logging.getLogger(__name__)
 
@@ -77,24 +76,16 @@ class TempArea:
         return path
 
     def save(self, groove: Groove) -> tuple[str | None, str, list[str]]:
-        """Write the groove's ``.mid`` and (when it has audio) its ``.wav``: ``(audio path or None, MIDI path,
-        notices)``. A failed audio write becomes a notice; a failed MIDI write raises :class:`SaveError`."""
-        notices = list(groove.notices)
+        """Write the groove's ``.mid`` and (when it has audio) its ``.wav`` into a fresh request folder:
+        ``(audio path or None, MIDI path, notices)``. A failed audio write becomes a notice (see
+        :func:`drumgen.pipeline.write_groove`); a failed MIDI write raises :class:`SaveError`."""
         try:
-            midi_path = self.request_dir() / groove.filename
-            midi_path.write_bytes(groove.midi)
+            paths = write_groove(groove, self.request_dir(), audio_format="wav")
         except OSError as exc:  # temp space full or read-only: nothing can be handed out
             log.error("could not write the MIDI file: %s", exc)
             raise SaveError(f"the groove (seed {groove.seed}) was made but its MIDI file could not be saved on the "
                             f"server ({exc.strerror or exc}); try again later with seed {groove.seed}") from None
-        audio_path = None
-        if groove.audio is not None:
-            try:
-                audio_path = str(write_audio(groove.audio, midi_path.with_suffix(".wav"), groove.sample_rate))
-            except (OSError, RuntimeError) as exc:  # soundfile raises a RuntimeError subclass on a full disk
-                notices.append(f"the audio preview could not be saved ({exc}); the MIDI file is fine")
-                log.warning("%s", notices[-1])
-        return audio_path, str(midi_path), notices
+        return paths.get("audio"), paths["midi"], list(groove.notices)
 
 
 @functools.cache

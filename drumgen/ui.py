@@ -77,7 +77,7 @@ class NamedSlider(gr.Slider, _Named):
         if not _is_number(payload) or not self.minimum <= payload <= self.maximum or (
                 whole and payload != int(payload)):
             raise _field_error(f"{self.field_name} must be {kind} from {self.minimum:g} to {self.maximum:g}"
-                           f"{self.unit}, got {payload!r}")
+                               f"{self.unit}, got {payload!r}")
         return super().preprocess(payload)
 
 

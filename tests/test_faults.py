@@ -26,7 +26,7 @@ import torch
 from conftest import use_checkpoint
 from test_app import served  # noqa: F401 (the module-scoped app + client fixture)
 
-from drumgen import audio, model_loader, pipeline, serving
+from drumgen import audio, model_loader, pipeline
 from drumgen.audio import INSTALL_HINT, AudioUnavailableError
 from drumgen.loadtest import AppProcess
 from drumgen.midi_io import midi_to_pattern
@@ -132,7 +132,7 @@ def test_full_disk_for_audio_still_gives_the_midi(served: tuple[Any, Any],  # no
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(serving, "write_audio", full)
+    monkeypatch.setattr(audio, "write_audio", full)  # write_groove imports it at call time
     audio_path, midi_path, summary = generate(client)
     assert audio_path is None and midi_to_pattern(Path(midi_path).read_bytes()).bars == 1
     assert "No space left on device" in summary["notices"][0] and "MIDI file is fine" in summary["notices"][0]
