@@ -140,10 +140,21 @@ def _model_for(preset: StylePreset) -> tuple[DrumPatternTransformer, DrumTokeniz
 
 
 def _stretch(pattern: Pattern, factor: int, bars: int, tempo: float) -> Pattern:
-    """A pattern played ``factor`` times slower in the grid (half-time feel), cut to ``bars``."""
+    """A pattern played ``factor`` times slower in the grid (half-time feel), cut to ``bars``.
+
+    When the cut leaves the last bar silent, that bar takes the cut-off rest of its generated
+    bar instead (so a 1-bar half-time groove is never silent: every generated bar has a hit).
+    """
     out = Pattern(tempo=tempo, bars=bars, meta=dict(pattern.meta))
     notes = [Note(n.onset * factor, n.pitch, n.velocity, n.duration) for n in pattern.notes]
-    return out.with_notes([n for n in notes if n.onset < out.length_ticks])
+    bar_ticks, end = out.ticks_per_bar, out.length_ticks
+    kept = [n for n in notes if n.onset < end]
+    for k in range(1, factor):
+        if any(n.onset >= end - bar_ticks for n in kept):
+            break
+        shift = k * bar_ticks
+        kept += [replace(n, onset=n.onset - shift) for n in notes if end - bar_ticks <= n.onset - shift < end]
+    return out.with_notes(kept)
 
 
 def sample_patterns(req: GenerateRequest, preset: StylePreset) -> tuple[list[Pattern], dict[str, Any]]:

@@ -97,9 +97,10 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: flo
 class Grammar:
     """A state machine over token types that masks every illegal next token.
 
-    Per bar: ``Bar BarKind (Position (PitchDrum Velocity)+)*`` with positions rising and,
-    at one position, drum pitches rising (so no duplicate hit). After the last requested
-    bar, ``Bar`` ends the sample. ``max_bar_tokens`` caps a bar's length.
+    Per bar: ``Bar BarKind (Position (PitchDrum Velocity)+)+`` with positions rising and,
+    at one position, drum pitches rising (so no duplicate hit); every bar holds at least one
+    hit (no generated bar is silent). After the last requested bar, ``Bar`` ends the
+    sample. ``max_bar_tokens`` caps a bar's length.
     """
 
     AFTER_BAR_KIND, AFTER_POSITION, AFTER_PITCH = 0, 1, 2
@@ -120,7 +121,7 @@ class Grammar:
         ends = [ids.bar]  # Bar closes a bar (the last one: the sample); training never saw EOS
         # table rows: 0 after BarKind, 1 after Position, 2 after PitchDrum,
         # 3 + p * n_pitch + d after Velocity of pitch index d at position p
-        rows = [mask(ids.position + ends), mask(list(ids.pitch.values())), mask(ids.velocity)]
+        rows = [mask(ids.position), mask(list(ids.pitch.values())), mask(ids.velocity)]
         for p in range(n_pos):
             for d in range(n_pitch):
                 later = ids.position[p + 1:] + [ids.pitch[q] for q in self.pitches[d + 1:]]

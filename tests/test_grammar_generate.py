@@ -41,7 +41,7 @@ def model(tok: DrumTokenizer) -> DrumPatternTransformer:
 
 # --- an independent checker of the token language ---------------------------------------------
 def walk(tok: DrumTokenizer, tokens: list[int], num_bars: int, fills: set[int] = frozenset()) -> list[Note]:
-    """Check ``tokens`` against ``Bar BarKind (Position (PitchDrum Velocity)+)*`` per bar; return the hits."""
+    """Check ``tokens`` against ``Bar BarKind (Position (PitchDrum Velocity)+)+`` per bar; return the hits."""
     names = [tok.id_to_token[t] for t in tokens]
     n_positions = sum(1 for t in tok.vocab if t.startswith("Position_"))
     ticks_per_step = BAR_TICKS // n_positions
@@ -59,6 +59,7 @@ def walk(tok: DrumTokenizer, tokens: list[int], num_bars: int, fills: set[int] =
         assert len(bar) <= MAX_BAR_TOKENS, f"{where}: {len(bar)} tokens"
         expected_kind = "BarKind_fill" if b in fills else "BarKind_beat"
         assert bar[:2] == ["Bar_None", expected_kind], f"{where} starts {bar[:2]}"
+        assert len(bar) > 2, f"{where} is empty"
         i, last_position = 2, -1
         while i < len(bar):
             kind, _, value = bar[i].partition("_")
@@ -96,7 +97,8 @@ def test_checker_rejects_broken_sequences(tok: DrumTokenizer) -> None:
         "duplicate-pitch": good[:5] + [v["PitchDrum_36"], v["Velocity_63"]],
         "positions-falling": good[:2] + good[7:] + good[2:5],
         "no-velocity": good[:4],
-        "wrong-kind": [v["Bar_None"], v["BarKind_fill"]],
+        "wrong-kind": [v["Bar_None"], v["BarKind_fill"]] + good[2:],
+        "empty-bar": good[:2],
         "too-many-bars": good + [v["Bar_None"], v["BarKind_beat"]],
         "conditioning-token": good[:2] + [v["Genre_rock"]],
     }
@@ -351,11 +353,21 @@ def test_generation_never_overflows_with_dense_bars(tok, block_size: int) -> Non
 
 
 def test_generation_never_overflows_when_samples_finish_apart(tok) -> None:
-    """Sample 0 writes empty bars and finishes at once; sample 1 writes dense bars for hundreds of steps."""
+    """Sample 0 ends each bar after its one required hit; sample 1 writes dense bars for hundreds of steps."""
     sparse, dense = bar_end_bias(tok, 30.0), dense_bias(tok)
     model = tiny_model(tok, cls=Biased, rows=torch.stack([sparse, dense]), rebuild=dense)
     short, long = generate_tokens(model, tok, num_bars=2, temperature=1.0, top_k=0, top_p=1.0, seed=0,
                                   num_samples=2)
     walk(tok, short, 2)
     walk(tok, long, 2)
-    assert len(short) == 4 and len(long) > 300
+    assert len(short) == 2 * 5 and len(long) > 300  # Bar BarKind Position PitchDrum Velocity, twice
+
+
+@pytest.mark.parametrize("num_bars", [1, 4])
+def test_no_bar_is_silent_even_when_the_model_wants_to_end_it(tok, num_bars: int) -> None:
+    """A model that would close every bar at once still gives one hit in each bar (a user never gets a
+    silent groove)."""
+    eager = bar_end_bias(tok, 30.0)
+    model = tiny_model(tok, cls=Biased, rows=eager[None].repeat(2, 1), rebuild=eager)
+    for tokens in generate_tokens(model, tok, num_bars=num_bars, temperature=0.0, seed=0, num_samples=2):
+        assert len(walk(tok, tokens, num_bars)) == num_bars

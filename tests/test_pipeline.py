@@ -30,3 +30,18 @@ def test_twenty_variations_in_one_request_each_reproducible_from_its_seed() -> N
     assert len({g.midi for g in grooves}) > 10, "variations should differ"
     (alone,) = generate_grooves(GenerateRequest(style="funk", bars=2, seed=117, audio=False))
     assert alone.midi == grooves[17].midi
+
+
+
+def test_a_half_time_bar_cut_in_half_keeps_the_half_that_has_hits() -> None:
+    """A generated half-time bar cut to one bar keeps its first half when that has hits, else its
+    second half (so a 1-bar half-time groove is never silent)."""
+    from drumgen.pattern import PPQ, Note, Pattern
+    from drumgen.pipeline import _stretch
+
+    bar = 4 * PPQ
+    late = Pattern(tempo=70, bars=1).with_notes([Note(2 * PPQ, 38, 100), Note(3 * PPQ, 42, 60)])  # beats 3, 4
+    assert [(n.onset, n.pitch) for n in _stretch(late, 2, 1, 140).notes] == [(4 * PPQ - bar, 38), (6 * PPQ - bar, 42)]
+    early = Pattern(tempo=70, bars=1).with_notes([Note(0, 36, 100), Note(3 * PPQ, 38, 90)])  # beats 1, 4
+    assert [(n.onset, n.pitch) for n in _stretch(early, 2, 1, 140).notes] == [(0, 36)]
+    assert [(n.onset, n.pitch) for n in _stretch(late, 2, 2, 140).notes] == [(4 * PPQ, 38), (6 * PPQ, 42)]

@@ -118,6 +118,7 @@ EDGES = [  # (overrides, names of the invalid fields): the issue's list, always 
     ({"top_p": 0}, set()), ({"top_p": 1}, set()), ({"top_k": 0}, set()), ({"top_k": 5000}, set()),
     ({"bars": 32, "tempo": 300}, set()), ({"bars": 1, "tempo": 40}, set()), ({"seed": MAX_SEED, "count": 3}, set()),
     ({"style": "Metro Boomin", "bars": 3}, set()),
+    ({"style": "Metro Boomin", "seed": 1820063225, "humanize": 0}, set()),  # once gave a silent bar
     ({"seed": 2**63}, {"seed"}), ({"seed": True}, {"seed"}), ({"seed": NAN}, {"seed"}), ({"tempo": NAN}, {"tempo"}),
     ({"tempo": INF}, {"tempo"}), ({"bars": 33}, {"bars"}), ({"bars": "four"}, {"bars"}), ({"style": ""}, {"style"}),
     ({"style": "no_such_style"}, {"style"}), ({"style": "../../etc/passwd"}, {"style"}), ({"top_k": -1}, {"top_k"}),
