@@ -97,21 +97,21 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int, top_p: flo
 class Grammar:
     """A state machine over token types that masks every illegal next token.
 
-    Per bar: ``Bar BarKind (Position (PitchDrum Velocity)+)+`` with positions rising and,
-    at one position, drum pitches rising (so no duplicate hit); every bar holds at least one
-    hit (no generated bar is silent). After the last requested bar, ``Bar`` ends the
-    sample. ``max_bar_tokens`` caps a bar's length.
+    Per bar: ``Bar BarKind (Position Hit+)+`` with positions rising and, at one position,
+    drum pitches rising (so no duplicate hit); every bar holds at least one hit (no generated
+    bar is silent). After the last requested bar, ``Bar`` ends the sample.
+    ``max_bar_tokens`` caps a bar's length.
     """
 
-    AFTER_BAR_KIND, AFTER_POSITION, AFTER_PITCH = 0, 1, 2
+    AFTER_BAR_KIND, AFTER_POSITION = 0, 1
 
     def __init__(self, tok: DrumTokenizer, max_bar_tokens: int = 200) -> None:
         self.tok = tok
         self.max_bar_tokens = max_bar_tokens
         ids = tok.ids
         V = len(tok)
-        self.pitches = sorted(ids.pitch)
-        n_pos, n_pitch = len(ids.position), len(self.pitches)
+        pitches = sorted(ids.hit)
+        n_pos, n_pitch = len(ids.position), len(pitches)
 
         def mask(token_ids: list[int]) -> torch.Tensor:
             m = torch.zeros(V, dtype=torch.bool)
@@ -119,18 +119,18 @@ class Grammar:
             return m
 
         ends = [ids.bar]  # Bar closes a bar (the last one: the sample); training never saw EOS
-        # table rows: 0 after BarKind, 1 after Position, 2 after PitchDrum,
-        # 3 + p * n_pitch + d after Velocity of pitch index d at position p
-        rows = [mask(ids.position), mask(list(ids.pitch.values())), mask(ids.velocity)]
+        # table rows: 0 after BarKind, 1 after Position, 2 + p * n_pitch + d after a hit of pitch
+        # index d at position p
+        rows = [mask(ids.position), mask([t for p in pitches for t in ids.hit[p]])]
         for p in range(n_pos):
             for d in range(n_pitch):
-                later = ids.position[p + 1:] + [ids.pitch[q] for q in self.pitches[d + 1:]]
+                later = ids.position[p + 1:] + [t for q in pitches[d + 1:] for t in ids.hit[q]]
                 rows.append(mask(later + ends))
         self.table = torch.stack(rows)  # (states, V)
         self.end_only = mask(ends)
         self.n_pitch = n_pitch
         self.position_index = {t: i for i, t in enumerate(ids.position)}
-        self.pitch_index = {ids.pitch[p]: i for i, p in enumerate(self.pitches)}
+        self.pitch_index = {t: d for d, p in enumerate(pitches) for t in ids.hit[p]}  # Hit id -> pitch index
 
 
 class SampleState:
@@ -159,8 +159,7 @@ class SampleState:
             m = torch.zeros(V, dtype=torch.bool)
             m[self.forced] = True
             return m
-        if self.bar_tokens >= self.g.max_bar_tokens and self.state != Grammar.AFTER_POSITION \
-                and self.state != Grammar.AFTER_PITCH:
+        if self.bar_tokens >= self.g.max_bar_tokens and self.state > Grammar.AFTER_POSITION:
             return self.g.end_only
         return self.g.table[self.state]
 
@@ -181,13 +180,10 @@ class SampleState:
             return
         self.tokens.append(token)
         self.bar_tokens += 1
-        if token in ids.bar_kind.values():
-            self.state = Grammar.AFTER_BAR_KIND
-        elif token in self.g.position_index:
+        if token in self.g.position_index:
             self.position = self.g.position_index[token]
             self.state = Grammar.AFTER_POSITION
-        elif token in self.g.pitch_index:
-            self.pitch = self.g.pitch_index[token]
-            self.state = Grammar.AFTER_PITCH
-        else:  # a velocity closes a hit
-            self.state = 3 + self.position * self.g.n_pitch + self.pitch
+        elif token in self.g.pitch_index:  # a hit
+            self.state = 2 + self.position * self.g.n_pitch + self.g.pitch_index[token]
+        else:  # the bar's kind
+            self.state = Grammar.AFTER_BAR_KIND

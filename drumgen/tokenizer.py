@@ -1,9 +1,12 @@
-"""Drum tokens: a MidiTok REMI tokenizer for drums plus conditioning tokens.
+"""Drum tokens: a MidiTok REMI tokenizer for drums plus conditioning and hit tokens.
 
 A sequence is ``BOS Genre_x Tempo_y`` then, for every bar, ``Bar_None BarKind_beat|fill``
-followed by the bar's hits as ``Position_p (PitchDrum_d Velocity_v)+``. Positions
-resolve 24 steps per beat (16ths, 32nds and triplets all land on it); hits are reduced
-to the nine canonical voices; there are no duration tokens (drums are one-shots).
+followed by the bar's hits as ``Position_p (Hit_d_v)+``. Positions resolve 24 steps per
+beat (16ths, 32nds and triplets all land on it); hits are reduced to the nine canonical
+voices; there are no duration tokens (drums are one-shots). ``Hit_d_v`` is MidiTok's
+``PitchDrum_d Velocity_v`` pair as one token: a hit costs one decoding step, not two
+(a third fewer steps per pattern). Encoding runs REMI and merges each pair; decoding
+splits them and runs REMI's decoder.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ GENRES: tuple[str, ...] = (
 TEMPO_BIN_EDGES: tuple[float, ...] = (70, 80, 90, 100, 110, 120, 135, 150, 170, 200)
 BAR_KINDS: tuple[str, ...] = ("beat", "fill")
 TOKENIZER_FILENAME = "tokenizer.json"
+TOKEN_LAYOUT = "hits"  # saved with the config: "hits" = PitchDrum+Velocity merged into Hit tokens
 
 
 def genre_of(style_label: str) -> str:
@@ -61,8 +65,7 @@ class TokenIds:
     tempo: list[int]
     bar_kind: dict[str, int]
     position: list[int]  # index = step within the bar
-    pitch: dict[int, int]  # canonical GM pitch -> id
-    velocity: list[int]  # index = bin
+    hit: dict[int, list[int]]  # canonical GM pitch -> its Hit ids, index = velocity bin
 
 
 class DrumTokenizer:
@@ -72,7 +75,8 @@ class DrumTokenizer:
         if remi is None:
             remi = REMI(default_config())
         self.remi = remi
-        for token in conditioning_tokens():
+        self.velocity_values = sorted(int(t.split("_")[1]) for t in remi.vocab if t.startswith("Velocity_"))
+        for token in conditioning_tokens() + hit_tokens(self.velocity_values):
             if token not in self.remi.vocab:
                 self.remi.add_to_vocab(token)
         self.vocab: dict[str, int] = dict(self.remi.vocab)
@@ -89,11 +93,8 @@ class DrumTokenizer:
             tempo=[v[f"Tempo_{i}"] for i in range(len(TEMPO_BIN_EDGES) + 1)],
             bar_kind={k: v[f"BarKind_{k}"] for k in BAR_KINDS},
             position=[v[f"Position_{p}"] for p in range(STEPS_PER_BEAT * 4)],
-            pitch={p: v[f"PitchDrum_{p}"] for p in CANONICAL_PITCHES},
-            velocity=[v[t] for t in sorted((t for t in v if t.startswith("Velocity_")),
-                                           key=lambda t: int(t.split("_")[1]))],
+            hit={p: [v[hit_token(p, vel)] for vel in self.velocity_values] for p in CANONICAL_PITCHES},
         )
-        self.velocity_values = sorted(int(t.split("_")[1]) for t in v if t.startswith("Velocity_"))
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -115,7 +116,7 @@ class DrumTokenizer:
         if pattern.notes:
             seq = self.remi.encode(pattern_to_score(pattern))
             seq = seq[0] if isinstance(seq, list) else seq
-            ids = [self.vocab[t] for t in seq.tokens]
+            ids = [self.vocab[t] for t in merge_hits(seq.tokens)]
             for token_id in ids:
                 if token_id == self.ids.bar:
                     bars.append([])
@@ -133,17 +134,13 @@ class DrumTokenizer:
     # --- decoding -------------------------------------------------------------------
     def decode_score(self, ids: list[int]) -> Score:
         """Decode token ids with MidiTok into a symusic Score holding one drum track."""
-        keep = [self.id_to_token[i] for i in ids if self._is_remi(i)]
+        keep = split_hits(self.id_to_token[i] for i in ids)
         return self.remi.decode([TokSequence(tokens=keep)], programs=[(0, True)])
 
     def decode(self, ids: list[int], bars: int, tempo: float) -> Pattern:
         """Decode token ids into a Pattern of ``bars`` bars at ``tempo``."""
         score = self.decode_score(ids)
         return score_to_pattern(score, bars=bars, tempo=tempo)
-
-    def _is_remi(self, token_id: int) -> bool:
-        token = self.id_to_token[token_id]
-        return token.split("_")[0] in ("Bar", "Position", "PitchDrum", "Velocity")
 
     # --- persistence ----------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -152,7 +149,7 @@ class DrumTokenizer:
         directory.mkdir(parents=True, exist_ok=True)
         self.remi.save(directory / TOKENIZER_FILENAME, additional_attributes={
             "drumgen": {"genres": list(GENRES), "tempo_bin_edges": list(TEMPO_BIN_EDGES),
-                        "bar_kinds": list(BAR_KINDS), "vocab_size": len(self)},
+                        "bar_kinds": list(BAR_KINDS), "layout": TOKEN_LAYOUT, "vocab_size": len(self)},
         })
         return directory / TOKENIZER_FILENAME
 
@@ -169,6 +166,9 @@ class DrumTokenizer:
             tok = cls(REMI(params=path))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"tokenizer config {path} is corrupt: {exc}") from exc
+        if extra and extra.get("layout") != TOKEN_LAYOUT:
+            raise ValueError(f"tokenizer config {path} uses an older token layout (separate PitchDrum and "
+                             "Velocity tokens); retrain with: python -m drumgen train --data ../shared/groove")
         if extra.get("vocab_size") not in (None, len(tok)):
             raise ValueError(f"tokenizer config {path}: vocabulary size {len(tok)} != saved {extra['vocab_size']}")
         return tok
@@ -189,6 +189,40 @@ def default_config() -> TokenizerConfig:
         use_pitchdrum_tokens=True,
         special_tokens=["PAD", "BOS", "EOS"],
     )
+
+
+def hit_token(pitch: int, velocity: int) -> str:
+    return f"Hit_{pitch}_{velocity}"
+
+
+def hit_tokens(velocity_values: list[int]) -> list[str]:
+    """Every voice at every velocity bin, voices in pitch order."""
+    return [hit_token(p, v) for p in sorted(CANONICAL_PITCHES) for v in velocity_values]
+
+
+def merge_hits(remi_tokens: list[str]) -> list[str]:
+    """REMI tokens with each ``PitchDrum_d Velocity_v`` pair merged into ``Hit_d_v``."""
+    out: list[str] = []
+    for token in remi_tokens:
+        if token.startswith("Velocity_") and out and out[-1].startswith("PitchDrum_"):
+            out[-1] = hit_token(int(out[-1].split("_")[1]), int(token.split("_")[1]))
+        else:
+            out.append(token)
+    return out
+
+
+def split_hits(tokens) -> list[str]:
+    """The REMI tokens of a drumgen sequence: ``Hit_d_v`` split back into ``PitchDrum_d Velocity_v``;
+    conditioning and special tokens dropped."""
+    out: list[str] = []
+    for token in tokens:
+        kind, _, value = token.partition("_")
+        if kind == "Hit":
+            pitch, velocity = value.split("_")
+            out += [f"PitchDrum_{pitch}", f"Velocity_{velocity}"]
+        elif kind in ("Bar", "Position"):
+            out.append(token)
+    return out
 
 
 def conditioning_tokens() -> list[str]:

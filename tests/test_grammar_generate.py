@@ -19,7 +19,7 @@ from drumgen.tokenizer import DrumTokenizer
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 BAR_TICKS = 4 * PPQ
-MAX_BAR_TOKENS = 202  # the grammar's cap (200) plus the hit it lets finish
+MAX_BAR_TOKENS = 201  # the grammar's cap (200) plus the hit it lets finish
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +41,12 @@ def model(tok: DrumTokenizer) -> DrumPatternTransformer:
 
 # --- an independent checker of the token language ---------------------------------------------
 def walk(tok: DrumTokenizer, tokens: list[int], num_bars: int, fills: set[int] = frozenset()) -> list[Note]:
-    """Check ``tokens`` against ``Bar BarKind (Position (PitchDrum Velocity)+)+`` per bar; return the hits."""
+    """Check ``tokens`` against ``Bar BarKind (Position Hit+)+`` per bar; return the hits."""
     names = [tok.id_to_token[t] for t in tokens]
     n_positions = sum(1 for t in tok.vocab if t.startswith("Position_"))
     ticks_per_step = BAR_TICKS // n_positions
     velocities = {int(t.split("_")[1]) for t in tok.vocab if t.startswith("Velocity_")}
+    assert velocities and len(velocities) == len(tok.velocity_values)
     assert names and names[0] == "Bar_None", f"a sample must open with Bar, got {names[:3]}"
     bars: list[list[str]] = []
     for name in names:
@@ -70,16 +71,15 @@ def walk(tok: DrumTokenizer, tokens: list[int], num_bars: int, fills: set[int] =
             i += 1
             last_pitch = -1
             start = i
-            while i < len(bar) and bar[i].startswith("PitchDrum_"):
-                pitch = int(bar[i].split("_")[1])
+            while i < len(bar) and bar[i].startswith("Hit_"):
+                _, pitch_text, velocity_text = bar[i].split("_")
+                pitch, velocity = int(pitch_text), int(velocity_text)
                 assert pitch in CANONICAL_PITCHES, f"{where}: pitch {pitch} is not a canonical voice"
                 assert pitch > last_pitch, f"{where} position {position}: pitch {pitch} after {last_pitch}"
                 last_pitch = pitch
-                assert i + 1 < len(bar) and bar[i + 1].startswith("Velocity_"), f"{where}: hit without velocity"
-                velocity = int(bar[i + 1].split("_")[1])
                 assert velocity in velocities
                 hits.append(Note(b * BAR_TICKS + position * ticks_per_step, pitch, velocity))
-                i += 2
+                i += 1
             assert i > start, f"{where}: Position_{position} without a hit"
     keys = [(n.onset, n.pitch) for n in hits]
     assert len(keys) == len(set(keys)), "duplicate hit"
@@ -89,14 +89,15 @@ def walk(tok: DrumTokenizer, tokens: list[int], num_bars: int, fills: set[int] =
 def test_checker_rejects_broken_sequences(tok: DrumTokenizer) -> None:
     """The checker itself must catch the mistakes the grammar exists to prevent."""
     v = tok.vocab
-    good = [v["Bar_None"], v["BarKind_beat"], v["Position_0"], v["PitchDrum_36"], v["Velocity_95"],
-            v["PitchDrum_42"], v["Velocity_63"], v["Position_24"], v["PitchDrum_38"], v["Velocity_111"]]
+    good = [v["Bar_None"], v["BarKind_beat"], v["Position_0"], v["Hit_36_95"], v["Hit_42_63"],
+            v["Position_24"], v["Hit_38_111"]]
     assert len(walk(tok, good, 1)) == 3
     broken = {
-        "pitches-falling": good[:3] + [v["PitchDrum_42"], v["Velocity_63"], v["PitchDrum_36"], v["Velocity_95"]],
-        "duplicate-pitch": good[:5] + [v["PitchDrum_36"], v["Velocity_63"]],
-        "positions-falling": good[:2] + good[7:] + good[2:5],
-        "no-velocity": good[:4],
+        "pitches-falling": good[:3] + [v["Hit_42_63"], v["Hit_36_95"]],
+        "duplicate-pitch": good[:4] + [v["Hit_36_63"]],
+        "positions-falling": good[:2] + good[5:] + good[2:4],
+        "no-hit": good[:3],
+        "remi-pitch-token": good[:3] + [v["PitchDrum_36"], v["Velocity_95"]],
         "wrong-kind": [v["Bar_None"], v["BarKind_fill"]] + good[2:],
         "empty-bar": good[:2],
         "too-many-bars": good + [v["Bar_None"], v["BarKind_beat"]],
@@ -252,6 +253,25 @@ def test_kv_cache_logits_equal_full_recompute(model, tok, chunk: int) -> None:
     assert torch.allclose(last[:, 0], full[:, 24], atol=1e-4)
 
 
+@pytest.mark.parametrize("gelu", ["tanh", "none"])
+def test_one_token_decoding_step_matches_the_module_path(tok, gelu: str) -> None:
+    """The weight-level step generation uses for one new token matches the full forward pass
+    (both GELU forms: older checkpoints use the exact one)."""
+    torch.manual_seed(3)
+    model = DrumPatternTransformer(ModelConfig(vocab_size=len(tok), n_layer=2, n_head=2, n_embd=32,
+                                               block_size=64, dropout=0, gelu=gelu)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)  # large weights, so any slip in the math shows
+    x = torch.stack([random_tokens(tok, 20, 4), random_tokens(tok, 20, 5), random_tokens(tok, 20, 6)])
+    with torch.no_grad():
+        full = model(x)
+        cache = model.new_cache(3)
+        model(x[:, :5], cache)
+        steps = torch.cat([model(x[:, t:t + 1], cache) for t in range(5, 20)], dim=1)
+    assert torch.allclose(steps, full[:, 5:], atol=1e-4), (steps - full[:, 5:]).abs().max()
+
+
 def test_cache_rows_of_different_lengths_match_solo_runs(model, tok) -> None:
     """A row replaced by a shorter rebuilt context (copy_row_from) continues exactly like a solo run."""
     a, b, c = random_tokens(tok, 40, 3), random_tokens(tok, 40, 4), random_tokens(tok, 12, 5)
@@ -334,10 +354,10 @@ def bar_end_bias(tok: DrumTokenizer, amount: float) -> torch.Tensor:
 
 
 def dense_bias(tok: DrumTokenizer) -> torch.Tensor:
-    """Never end a bar early, step to the next position, and play every voice there: 19 tokens a 16th."""
+    """Never end a bar early, step to the next position, and play every voice there: 10 tokens a step."""
     bias = bar_end_bias(tok, -1e4)
     bias[tok.ids.position] = -2.0 * torch.arange(len(tok.ids.position), dtype=torch.float)
-    bias[list(tok.ids.pitch.values())] = 10.0
+    bias[[t for hits in tok.ids.hit.values() for t in hits]] = 10.0
     return bias
 
 
@@ -360,7 +380,7 @@ def test_generation_never_overflows_when_samples_finish_apart(tok) -> None:
                                   num_samples=2)
     walk(tok, short, 2)
     walk(tok, long, 2)
-    assert len(short) == 2 * 5 and len(long) > 300  # Bar BarKind Position PitchDrum Velocity, twice
+    assert len(short) == 2 * 4 and len(long) > 300  # Bar BarKind Position Hit, twice
 
 
 @pytest.mark.parametrize("num_bars", [1, 4])

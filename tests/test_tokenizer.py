@@ -172,6 +172,28 @@ def test_corrupt_tokenizer_json_gives_clear_error(tok: DrumTokenizer, tmp_path: 
     assert "corrupt" in message or "vocabulary size" in message
 
 
+def test_a_checkpoint_tokenizer_of_the_older_layout_is_refused_with_the_retrain_command(
+        tok: DrumTokenizer, tmp_path: Path) -> None:
+    """Session-2 checkpoints wrote PitchDrum and Velocity as two tokens; they cannot drive this grammar."""
+    path = tok.save(tmp_path)
+    config = json.loads(path.read_text())
+    del config["drumgen"]["layout"]
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="older token layout") as err:
+        DrumTokenizer.load(path)
+    assert "python -m drumgen train" in str(err.value)
+
+
+def test_each_hit_is_one_token_after_its_position(tok: DrumTokenizer) -> None:
+    """A bar of 13 hits at 9 positions is Bar, BarKind, 9 Position and 13 Hit tokens (MidiTok's
+    PitchDrum/Velocity pairs merged)."""
+    (bar,) = tok.encode_bars(rock(1))
+    kinds = [name.split("_")[0] for name in names(tok, bar)]
+    assert kinds.count("Hit") == 13 and kinds.count("Position") == 9 and len(bar) == 2 + 9 + 13
+    assert "PitchDrum" not in kinds and "Velocity" not in kinds
+    assert names(tok, bar)[2:5] == ["Position_0", "Hit_36_111", "Hit_42_71"]
+
+
 def test_missing_tokenizer_json_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="tokenizer config not found") as err:
         DrumTokenizer.load(tmp_path)
