@@ -1,7 +1,8 @@
 """``python -m drumgen evaluate``: the model's quality figures on a dataset folder, as JSON.
 
 - ``nll``: per-token negative log-likelihood of DIR's files (the chosen split) under their
-  own conditioning (genre, tempo, beat/fill), in consecutive 8-bar windows.
+  own conditioning (genre, tempo, beat/fill), in consecutive 8-bar windows; also per bar,
+  which (unlike per token) compares models with different token layouts.
 - ``validity``: share of samples over random styles and controls that give a valid
   pattern of exactly the requested bars that survives a MIDI round trip.
 - ``stability``: repetition/variation of 16-bar samples (human grooves about 5), beside
@@ -13,9 +14,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,7 @@ from drumgen.pattern import Pattern
 from drumgen.pipeline import GenerateRequest, generate_grooves
 from drumgen.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P
 from drumgen.styles import GENRES as PRESET_GENRES
-from drumgen.styles import get_model_path, list_styles
+from drumgen.styles import CHECKPOINT_ENV, get_model_path, list_styles
 from drumgen.tokenizer import DrumTokenizer
 from drumgen.train import VALIDATION_BARS, sequence_nll
 
@@ -116,12 +120,15 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
     # 1. per-token NLL under the files' own conditioning
     windows = contiguous_windows(files, tok, VALIDATION_BARS, model.config.block_size)
     nll, count = sequence_nll(model, tok, windows)
+    bars = sum(w.count(tok.ids.bar) for w in windows)
     report["nll"] = {"per_token_nats": round(nll, 4), "perplexity": round(float(np.exp(nll)), 3),
-                     "tokens": count, "files": len(files), "window_bars": VALIDATION_BARS}
+                     "tokens": count, "per_bar_nats": round(nll * count / bars, 2), "bars": bars,
+                     "files": len(files), "window_bars": VALIDATION_BARS}
     log.info("NLL %.4f over %d tokens", nll, count)
 
     # 2. validity of samples over random styles and controls, through the whole pipeline
-    report["validity"] = _validity(samples, seed)
+    with _checkpoint_for_every_style(checkpoint):
+        report["validity"] = _validity(samples, seed)
     log.info("validity %s", report["validity"])
 
     # 3. stability of 16-bar samples, beside the data's own
@@ -172,8 +179,23 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
     return report
 
 
+@contextmanager
+def _checkpoint_for_every_style(checkpoint: Path) -> Iterator[None]:
+    """The pipeline runs the evaluated checkpoint (``$DRUMGEN_CHECKPOINT``) while inside."""
+    saved = os.environ.get(CHECKPOINT_ENV)
+    os.environ[CHECKPOINT_ENV] = str(checkpoint.resolve())
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[CHECKPOINT_ENV]
+        else:
+            os.environ[CHECKPOINT_ENV] = saved
+
+
 def _validity(samples: int, seed: int) -> dict[str, Any]:
-    """Generate ``samples`` grooves over random styles and controls; count the valid ones."""
+    """Generate ``samples`` grooves over random styles and controls; count the valid (and not
+    silent) ones."""
     rng = random.Random(seed)
     styles = [s.id for s in list_styles()]
     valid = total = 0
@@ -196,7 +218,8 @@ def _validity(samples: int, seed: int) -> dict[str, Any]:
             total += 1
             try:
                 back = midi_to_pattern(g.midi)
-                ok = back.bars == req.bars and g.pattern.bars == req.bars and len(back.notes) == len(g.pattern.notes)
+                ok = (back.bars == req.bars and g.pattern.bars == req.bars and bool(g.pattern.notes)
+                      and len(back.notes) == len(g.pattern.notes))
             except ValueError as exc:
                 ok = False
                 problems.append(str(exc))

@@ -195,18 +195,25 @@ class DrumPatternTransformer(nn.Module):
         B, C, nh = idx.size(0), c.n_embd, c.n_head
         start = cache.length
         x = self.tok_emb.weight[idx[:, 0]] + self.pos_emb.weight[start]  # (B, C)
-        for i, block in enumerate(self.blocks):
-            attn, mlp = block.attn, block.mlp
-            h = F.layer_norm(x, (C,), block.ln1.weight, block.ln1.bias)
-            q, k, v = F.linear(h, attn.qkv.weight, attn.qkv.bias).view(B, 3, nh, 1, C // nh).unbind(1)
-            cache.k[i, :, :, start] = k[:, :, 0]
-            cache.v[i, :, :, start] = v[:, :, 0]
-            y = F.scaled_dot_product_attention(q, cache.k[i, :, :, :start + 1], cache.v[i, :, :, :start + 1])
-            x = x + F.linear(y.view(B, C), attn.proj.weight, attn.proj.bias)
-            h = F.layer_norm(x, (C,), block.ln2.weight, block.ln2.bias)
-            h = F.gelu(F.linear(h, mlp[0].weight, mlp[0].bias), approximate=c.gelu)
-            x = x + F.linear(h, mlp[2].weight, mlp[2].bias)
+        for i, (ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b) \
+                in enumerate(self._layer_weights()):
+            q, k, v = F.linear(F.layer_norm(x, (C,), ln1_w, ln1_b), qkv_w, qkv_b).view(B, 3, nh, 1, C // nh).unbind(1)
+            keys, values = cache.k[i], cache.v[i]  # (B, nh, block, hd)
+            keys[:, :, start] = k[:, :, 0]
+            values[:, :, start] = v[:, :, 0]
+            y = F.scaled_dot_product_attention(q, keys[:, :, :start + 1], values[:, :, :start + 1])
+            x = x + F.linear(y.view(B, C), proj_w, proj_b)
+            h = F.gelu(F.linear(F.layer_norm(x, (C,), ln2_w, ln2_b), fc_w, fc_b), approximate=c.gelu)
+            x = x + F.linear(h, out_w, out_b)
         cache.advance(1)
         x = F.layer_norm(x, (C,), self.ln_f.weight, self.ln_f.bias)
-        return self.head(x)[:, None, :]  # (B, 1, V)
+        return F.linear(x, self.head.weight)[:, None, :]  # (B, 1, V)
 
+    def _layer_weights(self) -> list[tuple[nn.Parameter, ...]]:
+        """Each block's parameters in the order :meth:`_decode_step` uses them, collected once
+        (the Parameter objects: loading a state dict or moving devices updates them in place)."""
+        if getattr(self, "_weights", None) is None:
+            self._weights = [(b.ln1.weight, b.ln1.bias, b.attn.qkv.weight, b.attn.qkv.bias, b.attn.proj.weight,
+                              b.attn.proj.bias, b.ln2.weight, b.ln2.bias, b.mlp[0].weight, b.mlp[0].bias,
+                              b.mlp[2].weight, b.mlp[2].bias) for b in self.blocks]
+        return self._weights

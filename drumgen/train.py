@@ -34,7 +34,7 @@ VALIDATION_BARS = 8  # validation windows: consecutive 8-bar pieces of every fil
 class TrainConfig:
     """Defaults are the shipped run (about 40 minutes on a 2-core CPU)."""
 
-    epochs: int = 38
+    epochs: int = 60
     windows_per_epoch: int = 1600
     batch_size: int = 16
     lr: float = 1.5e-3

@@ -1,0 +1,32 @@
+"""``python -m drumgen evaluate`` on the tiny synthetic dataset and checkpoint (see conftest.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from drumgen.evaluate import evaluate
+from drumgen.styles import CHECKPOINT_ENV
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+def test_evaluate_scores_the_checkpoint_it_is_given_through_every_figure(
+        groove_dataset: Path, tiny_checkpoint: tuple[Path, dict], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The validity samples run through the pipeline, which would otherwise load the app's
+    checkpoint: here that one does not exist, so every sample must come from the given one."""
+    folder, _ = tiny_checkpoint
+    elsewhere = str(tmp_path / "not-this-one.pt")
+    monkeypatch.setenv(CHECKPOINT_ENV, elsewhere)
+    report = evaluate(groove_dataset, checkpoint=folder / "drumgen.pt", samples=16, stability_samples=6)
+    assert os.environ[CHECKPOINT_ENV] == elsewhere, "evaluate must restore the environment"
+    assert report["validity"]["valid"] == report["validity"]["samples"] == 16, report["validity"]["problems"]
+    nll = report["nll"]
+    assert 8 <= nll["bars"] <= 16  # two 8-bar validation files
+    assert nll["per_bar_nats"] == pytest.approx(nll["per_token_nats"] * nll["tokens"] / nll["bars"], rel=1e-3)
+    assert report["stability"]["generated_samples"] == 6
+    genre = report["genre"]
+    assert 0 <= genre["generated_balanced_accuracy"] <= 1 and 0 <= genre["real_balanced_accuracy"] <= 1
