@@ -181,14 +181,15 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
 
 @contextmanager
 def _checkpoint_for_every_style(checkpoint: Path) -> Iterator[None]:
-    """The pipeline runs the evaluated checkpoint (``$DRUMGEN_CHECKPOINT``) while inside."""
+    """The pipeline runs the evaluated checkpoint (``$DRUMGEN_CHECKPOINT``) while inside (for
+    every style that does not name its own checkpoint in its preset; the shipped ones do not)."""
     saved = os.environ.get(CHECKPOINT_ENV)
     os.environ[CHECKPOINT_ENV] = str(checkpoint.resolve())
     try:
         yield
     finally:
         if saved is None:
-            del os.environ[CHECKPOINT_ENV]
+            os.environ.pop(CHECKPOINT_ENV, None)
         else:
             os.environ[CHECKPOINT_ENV] = saved
 

@@ -18,13 +18,13 @@ import torch.nn.functional as F
 
 @dataclass
 class ModelConfig:
-    """Defaults give about 3.2 M parameters: 4 layers, 4 heads, width 256, context 1024."""
+    """Defaults are the shipped model: 1.59 M parameters, 3 layers, 4 heads, width 192, context 1024."""
 
-    vocab_size: int = 181
+    vocab_size: int = 325
     block_size: int = 1024  # longest sequence (tokens) the model attends over
-    n_layer: int = 4
+    n_layer: int = 3
     n_head: int = 4
-    n_embd: int = 256
+    n_embd: int = 192
     dropout: float = 0.1
     gelu: str = "tanh"  # "tanh" (fast on CPU) or "none" (exact erf)
 
@@ -209,9 +209,18 @@ class DrumPatternTransformer(nn.Module):
         x = F.layer_norm(x, (C,), self.ln_f.weight, self.ln_f.bias)
         return F.linear(x, self.head.weight)[:, None, :]  # (B, 1, V)
 
+    def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .float(), ...: collect the weights anew
+        self._weights = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def load_state_dict(self, *args, **kwargs):  # assign=True replaces the Parameter objects
+        self._weights = None
+        return super().load_state_dict(*args, **kwargs)
+
     def _layer_weights(self) -> list[tuple[nn.Parameter, ...]]:
-        """Each block's parameters in the order :meth:`_decode_step` uses them, collected once
-        (the Parameter objects: loading a state dict or moving devices updates them in place)."""
+        """Each block's parameters in the order :meth:`_decode_step` uses them, collected at the
+        first step after construction, ``load_state_dict`` or a device/dtype move. (Code that
+        swaps parameters some other way, e.g. pruning or adapters, must reset ``_weights``.)"""
         if getattr(self, "_weights", None) is None:
             self._weights = [(b.ln1.weight, b.ln1.bias, b.attn.qkv.weight, b.attn.qkv.bias, b.attn.proj.weight,
                               b.attn.proj.bias, b.ln2.weight, b.ln2.bias, b.mlp[0].weight, b.mlp[0].bias,

@@ -100,7 +100,7 @@ class Grammar:
     Per bar: ``Bar BarKind (Position Hit+)+`` with positions rising and, at one position,
     drum pitches rising (so no duplicate hit); every bar holds at least one hit (no generated
     bar is silent). After the last requested bar, ``Bar`` ends the sample.
-    ``max_bar_tokens`` caps a bar's length.
+    Past ``max_bar_tokens`` a bar may finish its current hit, then must end.
     """
 
     AFTER_BAR_KIND, AFTER_POSITION = 0, 1

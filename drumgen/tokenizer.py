@@ -166,9 +166,12 @@ class DrumTokenizer:
             tok = cls(REMI(params=path))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"tokenizer config {path} is corrupt: {exc}") from exc
-        if extra and extra.get("layout") != TOKEN_LAYOUT:
+        retrain = "retrain with: python -m drumgen train --data ../shared/groove"
+        if not extra:
+            raise ValueError(f"tokenizer config {path} was not saved by drumgen (no 'drumgen' section); {retrain}")
+        if extra.get("layout") != TOKEN_LAYOUT:
             raise ValueError(f"tokenizer config {path} uses an older token layout (separate PitchDrum and "
-                             "Velocity tokens); retrain with: python -m drumgen train --data ../shared/groove")
+                             f"Velocity tokens); {retrain}")
         if extra.get("vocab_size") not in (None, len(tok)):
             raise ValueError(f"tokenizer config {path}: vocabulary size {len(tok)} != saved {extra['vocab_size']}")
         return tok

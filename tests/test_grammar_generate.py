@@ -272,6 +272,21 @@ def test_one_token_decoding_step_matches_the_module_path(tok, gelu: str) -> None
     assert torch.allclose(steps, full[:, 5:], atol=1e-4), (steps - full[:, 5:]).abs().max()
 
 
+def test_decoding_uses_the_weights_loaded_last(tok) -> None:
+    """load_state_dict(assign=True) replaces the Parameter objects: the decoding step must follow."""
+    first, second = tiny_model(tok, seed=1), tiny_model(tok, seed=2)
+    x = random_tokens(tok, 12, 7)[None]
+    with torch.no_grad():
+        cache = first.new_cache(1)
+        first(x[:, :11], cache)
+        first(x[:, 11:], cache)  # a decoding step: first's weights are collected
+        first.load_state_dict(second.state_dict(), assign=True)
+        cache = first.new_cache(1)
+        first(x[:, :11], cache)
+        stepped = first(x[:, 11:], cache)[:, -1]
+        assert torch.allclose(stepped, second(x)[:, -1], atol=1e-5)
+
+
 def test_cache_rows_of_different_lengths_match_solo_runs(model, tok) -> None:
     """A row replaced by a shorter rebuilt context (copy_row_from) continues exactly like a solo run."""
     a, b, c = random_tokens(tok, 40, 3), random_tokens(tok, 40, 4), random_tokens(tok, 12, 5)

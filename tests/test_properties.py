@@ -24,8 +24,10 @@ from drumgen.drum_map import KIT_PROGRAMS
 from drumgen.midi_io import midi_to_pattern
 from drumgen.pipeline import MAX_SEED, GenerateRequest, generate_grooves
 from drumgen.styles import get_style, list_styles
+from drumgen.tokenizer import DrumTokenizer
 
 STYLES = list_styles()
+VOCAB = len(DrumTokenizer())  # top-k at and around the vocabulary size
 NAN, INF = math.nan, math.inf
 MAX_EXAMPLES = 50
 
@@ -92,7 +94,7 @@ FIELDS: dict[str, tuple[st.SearchStrategy, st.SearchStrategy]] = {  # name: (val
     "count": (st.integers(1, 3), st.sampled_from([0, 65, -1, 1.5, NAN, "two", None])),
     "temperature": (st.one_of(st.none(), numbers(0, 5), st.sampled_from([1e-300, 5e-324, 1e-7])),
                     bad_numbers(0, 5)),
-    "top_k": (st.one_of(st.none(), st.integers(0, 10_000), st.sampled_from([0, 1, 181, 182, 10_000])),
+    "top_k": (st.one_of(st.none(), st.integers(0, 10_000), st.sampled_from([0, 1, VOCAB - 1, VOCAB, VOCAB + 1, 10_000])),
               bad_wholes(0, 10_000)),
     "top_p": (st.one_of(st.none(), numbers(0, 1), st.sampled_from([0.0, 1e-300, 1.0])), bad_numbers(0, 1)),
     "humanize": (numbers(0, 1), st.one_of(bad_numbers(0, 1), st.none())),

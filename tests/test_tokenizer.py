@@ -182,6 +182,10 @@ def test_a_checkpoint_tokenizer_of_the_older_layout_is_refused_with_the_retrain_
     with pytest.raises(ValueError, match="older token layout") as err:
         DrumTokenizer.load(path)
     assert "python -m drumgen train" in str(err.value)
+    del config["drumgen"]  # a plain MidiTok config
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="not saved by drumgen"):
+        DrumTokenizer.load(path)
 
 
 def test_each_hit_is_one_token_after_its_position(tok: DrumTokenizer) -> None:
