@@ -24,7 +24,6 @@ import importlib.util
 import io
 import logging
 import os
-import statistics
 import threading
 import time
 from collections import OrderedDict
@@ -36,15 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from drumgen.drum_map import GM_DRUM_BANK, GM_DRUM_CHANNEL, KIT_PROGRAMS
+from drumgen.constants import DEFAULT_SAMPLE_RATE
+from drumgen.limits import SAMPLE_RATE
 from drumgen.midi_io import NOTE_ON, note_events
-from drumgen.pattern import Note, Pattern
+from drumgen.pattern import Pattern
+from drumgen.voices import GM_DRUM_BANK, GM_DRUM_CHANNEL, KIT_PROGRAMS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_KIT = "standard"
-DEFAULT_SAMPLE_RATE = 44100
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
 DEFAULT_TAIL = 1.0  # seconds rendered after the last bar line so cymbals ring out
 MAX_TAIL = 10.0
 DEFAULT_GAIN = 0.5  # FluidSynth master gain; leaves headroom for dense hits on every kit
@@ -58,7 +57,7 @@ SOUNDFONT_ENV = "DRUMGEN_SOUNDFONT"
 SYSTEM_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")  # Debian fluid-soundfont-gm
 BUNDLED_SOUNDFONT_NAME = "TimGM6mb.sf2"  # shipped inside the pretty_midi package
 
-AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "ogg": ("OGG", "VORBIS")}
+SOUNDFILE_FORMATS = {"wav": ("WAV", "PCM_16"), "ogg": ("OGG", "VORBIS")}  # container and subtype of each
 
 INSTALL_HINT = (
     "audio rendering needs the FluidSynth library (libfluidsynth) and the pyfluidsynth package: "
@@ -241,14 +240,6 @@ def _get_synth(soundfont: Path, sample_rate: int) -> _SynthHandle:
 
 
 # --- rendering ------------------------------------------------------------------------------
-def _check_sample_rate(sample_rate: int) -> int:
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
-        raise ValueError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}")
-    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
-        raise ValueError(f"sample_rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
-    return int(sample_rate)
-
-
 def rendered_length(pattern: Pattern, sample_rate: int = DEFAULT_SAMPLE_RATE,
                     tail_seconds: float = DEFAULT_TAIL) -> int:
     """Return the number of sample frames :func:`render_audio` produces (defaults 44100 Hz, 1 s tail)."""
@@ -261,18 +252,21 @@ def render_audio(
     sample_rate: int = DEFAULT_SAMPLE_RATE,
     soundfont: str | Path | None = None,
     tail_seconds: float = DEFAULT_TAIL,
+    check: bool = True,
 ) -> np.ndarray:
     """Render ``pattern`` to stereo audio: float32 in [-1, 1], shape ``(n_samples, 2)``.
 
     Defaults: kit ``"standard"``, 44100 Hz, the SoundFont of :func:`find_soundfont`,
     a 1 s tail after the last bar line. ``n_samples = round((duration + tail) * rate)``
-    (:func:`rendered_length`).
+    (:func:`rendered_length`). The pattern is validated unless ``check`` is False (the engine's
+    grooves are validated once, when finished).
     Raises ``ValueError`` for a bad kit, sample rate or tail, ``FileNotFoundError`` for a
     missing SoundFont, :class:`AudioUnavailableError` when FluidSynth cannot be loaded.
     """
-    pattern.validate()
+    if check:
+        pattern.validate()
     program = kit_program(kit)
-    sample_rate = _check_sample_rate(sample_rate)
+    sample_rate = SAMPLE_RATE.check(sample_rate)
     if not 0.0 <= tail_seconds <= MAX_TAIL:
         raise ValueError(f"tail_seconds {tail_seconds} is outside 0-{MAX_TAIL:g} s")
     font = Path(soundfont) if soundfont is not None else find_soundfont()
@@ -323,13 +317,13 @@ def write_audio(waveform: np.ndarray, path: str | Path, sample_rate: int = DEFAU
 
     path = Path(path)
     name = (format or path.suffix.lstrip(".")).lower()
-    if name not in AUDIO_FORMATS:
-        raise ValueError(f"unsupported audio format {name!r}; choose one of: {', '.join(AUDIO_FORMATS)}")
-    sample_rate = _check_sample_rate(sample_rate)
+    if name not in SOUNDFILE_FORMATS:
+        raise ValueError(f"unsupported audio format {name!r}; choose one of: {', '.join(SOUNDFILE_FORMATS)}")
+    sample_rate = SAMPLE_RATE.check(sample_rate)
     data = np.asarray(waveform, dtype=np.float32)
     if data.ndim not in (1, 2) or data.shape[0] == 0:
         raise ValueError(f"waveform must be a non-empty (n,) or (n, channels) array, got shape {data.shape}")
-    container, subtype = AUDIO_FORMATS[name]
+    container, subtype = SOUNDFILE_FORMATS[name]
     path.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(str(path), np.clip(data, -1.0, 1.0), sample_rate, subtype=subtype, format=container)
     return path
@@ -347,78 +341,3 @@ def render_to_file(
     waveform = render_audio(pattern, kit=kit, sample_rate=sample_rate, soundfont=soundfont,
                             tail_seconds=tail_seconds)
     return write_audio(waveform, path, sample_rate)
-
-
-# --- benchmark ------------------------------------------------------------------------------
-BENCH_REPEATS = 5
-
-
-def bench_pattern(bars: int = 16, tempo: float = 120.0) -> Pattern:
-    """A realistic busy groove for benchmarks (defaults 16 bars at 120 BPM, 4/4).
-
-    Kick, backbeat snare, 16th-note hats with accents, ghost snares, an open hat every
-    other bar, a crash on bar 1; onsets nudged a few ticks like a human player.
-    """
-    rng = np.random.default_rng(0)
-    notes: dict[tuple[int, int], Note] = {}
-
-    def hit(step: int, pitch: int, velocity: int) -> None:
-        onset = max(0, step * 120 + int(rng.integers(-12, 13)))
-        notes[onset, pitch] = Note(onset, pitch, int(np.clip(velocity + rng.integers(-8, 9), 1, 127)))
-
-    for bar in range(bars):
-        base = bar * 16
-        for step in range(16):
-            if step == 14 and bar % 2:
-                hit(base + step, 46, 85)  # open hat
-            else:
-                hit(base + step, 42, 95 if step % 4 == 0 else 70 if step % 2 == 0 else 50)
-        for step in (0, 7, 10):
-            hit(base + step, 36, 110)
-        for step in (4, 12):
-            hit(base + step, 38, 115)
-        for step in (6, 9, 15):
-            hit(base + step, 38, 30)  # ghost notes
-        if bar == 0:
-            hit(0, 49, 110)
-    return Pattern(notes=sorted(notes.values()), tempo=tempo, bars=bars).validate()
-
-
-def audio_bench(bars: int = 16, tempo: float = 120.0, repeats: int = BENCH_REPEATS,
-                kit: str | int = DEFAULT_KIT, sample_rate: int = DEFAULT_SAMPLE_RATE,
-                soundfont: str | Path | None = None) -> dict[str, Any]:
-    """Time :func:`render_audio` on :func:`bench_pattern` (defaults 16 bars, 120 BPM, 5 repeats).
-
-    Returns a dict with ``realtime_factor`` (seconds of audio per second of wall time,
-    median over the repeats), ``first_load_seconds`` (SoundFont load time of the synth
-    used), ``render_seconds`` (median) and the settings.
-    """
-    pattern = bench_pattern(bars, tempo)
-    font = Path(soundfont) if soundfont is not None else find_soundfont()
-    loads_before = load_count()
-    start = time.perf_counter()
-    render_audio(pattern, kit=kit, sample_rate=sample_rate, soundfont=font)  # loads (or reuses) the synth
-    first_render = time.perf_counter() - start
-    handle = _get_synth(font, _check_sample_rate(sample_rate))
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        render_audio(pattern, kit=kit, sample_rate=sample_rate, soundfont=font)
-        times.append(time.perf_counter() - start)
-    audio_seconds = rendered_length(pattern, sample_rate) / sample_rate
-    median = statistics.median(times)
-    return {
-        "bars": bars,
-        "tempo": tempo,
-        "notes": len(pattern.notes),
-        "kit": kit,
-        "sample_rate": sample_rate,
-        "soundfont": handle.soundfont.name,
-        "audio_seconds": round(audio_seconds, 3),
-        "first_load_seconds": round(handle.load_seconds, 4),
-        "loaded_now": load_count() > loads_before,
-        "first_render_seconds": round(first_render, 4),
-        "render_seconds": round(median, 4),
-        "realtime_factor": round(audio_seconds / median, 1),
-        "repeats": len(times),
-    }

@@ -7,9 +7,24 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from drumgen.styles import REPO_ROOT
+from drumgen.constants import AUDIO_FORMATS, DEFAULT_SAMPLE_RATE
+from drumgen.limits import (
+    BARS,
+    COUNT,
+    FILL_EVERY,
+    HUMANIZE,
+    KIT,
+    SAMPLE_RATE,
+    SWING,
+    TEMPERATURE,
+    TEMPO,
+    TOP_K,
+    TOP_P,
+    VARIATION,
+)
+from drumgen.resources import REPO_ROOT
 
 log = logging.getLogger("drumgen")
 
@@ -25,13 +40,15 @@ def _cmd_styles(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from drumgen.pipeline import GenerateRequest, generate_grooves, write_groove
+    from drumgen.engine import Engine, write_groove
+    from drumgen.request import GenerateRequest
 
     req = GenerateRequest(style=args.style, bars=args.bars, tempo=args.tempo, seed=args.seed, count=args.count,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                          humanize=args.humanize, swing=args.swing, kit=args.kit, fill_every=args.fill_every,
-                          audio=not args.no_audio, sample_rate=args.sample_rate)
-    for groove in generate_grooves(req):
+                          humanize=args.humanize, variation=args.variation, swing=args.swing, kit=args.kit,
+                          fill_every=args.fill_every, audio=not args.no_audio, sample_rate=args.sample_rate)
+    engine = Engine.load()
+    for groove in engine.generate(req):
         paths = write_groove(groove, args.out, args.audio_format)
         line = {**paths, **{k: v for k, v in groove.summary.items() if k != "file"}}
         if groove.audio_error:
@@ -41,7 +58,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from drumgen.train import TrainConfig, train
+    from drumgen.tools.train import TrainConfig, train
 
     cfg = TrainConfig(epochs=args.epochs, windows_per_epoch=args.windows_per_epoch, batch_size=args.batch_size,
                       lr=args.lr, seed=args.seed, max_minutes=args.max_minutes, n_layer=args.n_layer,
@@ -53,7 +70,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from drumgen.evaluate import evaluate
+    from drumgen.tools.evaluate import evaluate
 
     report = evaluate(args.data, checkpoint=args.checkpoint, split=args.split, samples=args.samples,
                       stability_samples=args.stability_samples, seed=args.seed)
@@ -62,7 +79,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from drumgen.bench import run_api_bench, run_bench
+    from drumgen.tools.bench import run_api_bench, run_bench
 
     report = run_bench(checkpoint=args.checkpoint, repeats=args.repeats)
     if not args.no_api:
@@ -75,11 +92,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_loadtest(args: argparse.Namespace) -> int:
-    from drumgen.loadtest import run_loadtest
+    from drumgen.tools.loadtest import run_loadtest
 
     print(json.dumps(run_loadtest(users=args.users, requests=args.requests, duration=args.duration, bars=args.bars,
                                   queue_bound=args.queue_bound, settle_s=args.settle), indent=2))
     return 0
+
+
+def _help(limit: Any) -> str:
+    """What a limit allows, for --help (argparse needs a literal percent sign doubled)."""
+    return limit.allowed().replace("%", "%%")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -90,7 +112,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from drumgen.train import TrainConfig
+    from drumgen.tools.train import TrainConfig
 
     p = _Parser(prog="python -m drumgen", description="MidiDrumiGen drum-pattern generator")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
@@ -99,22 +121,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("styles", help="print the style presets as JSON").set_defaults(func=_cmd_styles)
 
     g = sub.add_parser("generate", help="write K .mid files (and audio) and print one JSON line per file")
+    preset = " (default: the preset's)"
     g.add_argument("--style", required=True, help="preset id or name, e.g. j_dilla, 'Metro Boomin', funk")
-    g.add_argument("--bars", type=int, default=4, help="length in bars, 1-32 (default 4)")
-    g.add_argument("--tempo", type=float, default=None, help="BPM, 40-300 (default: the preset's)")
+    g.add_argument("--bars", type=int, default=4, help=f"length in bars: {_help(BARS)} (default 4)")
+    g.add_argument("--tempo", type=float, default=None, help=f"BPM: {_help(TEMPO)}{preset}")
     g.add_argument("--seed", type=int, default=None, help="seed; variation i uses seed+i (default: random)")
-    g.add_argument("--count", type=int, default=1, help="number of variations, 1-64 (default 1)")
+    g.add_argument("--count", type=int, default=1, help=f"number of variations: {_help(COUNT)} (default 1)")
     g.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default ./out)")
-    g.add_argument("--temperature", type=float, default=None, help="0 = greedy (default: the preset's)")
-    g.add_argument("--top-k", type=int, default=None, help="0 = off (default: the preset's)")
-    g.add_argument("--top-p", type=float, default=None, help="0-1, 1 = off (default: the preset's)")
-    g.add_argument("--humanize", type=float, default=1.0, help="humanize amount 0-1 (default 1)")
-    g.add_argument("--swing", type=float, default=None, help="swing %% 50-75 (default: the preset's)")
-    g.add_argument("--kit", default=None, help="standard, room, power, electronic, tr808, jazz, brush, orchestra")
-    g.add_argument("--fill-every", type=int, default=None, help="0 (off), 2, 4 or 8 bars (default: preset)")
+    g.add_argument("--temperature", type=float, default=None, help=f"{_help(TEMPERATURE)}{preset}")
+    g.add_argument("--top-k", type=int, default=None, help=f"{_help(TOP_K)}{preset}")
+    g.add_argument("--top-p", type=float, default=None, help=f"{_help(TOP_P)}{preset}")
+    g.add_argument("--humanize", type=float, default=1.0, help=f"humanize amount: {_help(HUMANIZE)} (default 1)")
+    g.add_argument("--variation", type=float, default=None, help=f"bar-to-bar change: {_help(VARIATION)}{preset}")
+    g.add_argument("--swing", type=float, default=None, help=f"swing: {_help(SWING)}{preset}")
+    g.add_argument("--kit", default=None, help=f"{_help(KIT)}{preset}")
+    g.add_argument("--fill-every", type=int, default=None, help=f"{_help(FILL_EVERY)}{preset}")
     g.add_argument("--no-audio", action="store_true", help="write MIDI only")
-    g.add_argument("--audio-format", choices=("ogg", "wav"), default="ogg", help="default ogg")
-    g.add_argument("--sample-rate", type=int, default=44100, help="default 44100")
+    g.add_argument("--audio-format", choices=AUDIO_FORMATS, default="ogg", help="default ogg")
+    g.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE,
+                   help=f"{_help(SAMPLE_RATE)} (default {DEFAULT_SAMPLE_RATE})")
     g.set_defaults(func=_cmd_generate)
 
     d = TrainConfig()

@@ -1,35 +1,39 @@
-"""Autoregressive generation: KV-cached, grammar-constrained, batched, seeded.
+"""Autoregressive sampling: KV-cached, constrained, batched, seeded.
 
-Long patterns slide: when a sample starts a bar and its context already holds
-``MAX_CONTEXT_BARS`` bars (or would overflow the model's block), the context is
-rebuilt from the conditioning prefix and its last ``KEEP_BARS`` bars, as training
-windows start at arbitrary bars.
+:func:`sample_tokens` is the loop: prefill the prefix once for every sample, then one step per
+token (the constraints of :mod:`drumgen.constraints` decide what is legal, the filters of
+:mod:`drumgen.sampling` draw), and a context rebuild when a sample's context is full: at the start
+of a bar, when it holds ``MAX_CONTEXT_BARS`` bars or would overflow the context, it is rebuilt
+from the conditioning and its last ``KEEP_BARS`` bars, as training windows start at any bar.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import torch
 
-from drumgen.model import DrumPatternTransformer
-from drumgen.pattern import MAX_BARS, MIN_BARS, Pattern
-from drumgen.sampling import (
-    DEFAULT_TEMPERATURE,
-    DEFAULT_TOP_K,
-    DEFAULT_TOP_P,
-    Grammar,
+from drumgen.constants import DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P, MAX_BARS, MIN_BARS
+from drumgen.constraints import (
+    MAX_BAR_TOKENS,
+    Constraint,
+    FillBars,
     SampleState,
-    check_sampling,
-    sample_next,
+    apply_constraints,
+    grammar_for,
 )
+from drumgen.model import DrumPatternTransformer
+from drumgen.pattern import Pattern
+from drumgen.sampling import SamplingSettings, sample_next
 from drumgen.tokenizer import DrumTokenizer
 
 log = logging.getLogger(__name__)
 
 MAX_CONTEXT_BARS = 8  # training windows hold at most 8 bars
 KEEP_BARS = 4  # bars kept when a context is rebuilt
-MAX_SAMPLES = 16
+MAX_SAMPLES = 16  # samples decoded in one batch
+HEAD_TOKENS = 3  # BOS Genre Tempo: kept when a context is rebuilt
 
 
 def fill_bar_set(num_bars: int, fill_every: int) -> set[int]:
@@ -41,15 +45,117 @@ def fill_bar_set(num_bars: int, fill_every: int) -> set[int]:
     return {b for b in range(num_bars) if (b + 1) % fill_every == 0}
 
 
-def _grammar(tok: DrumTokenizer) -> Grammar:
-    cached = getattr(tok, "_grammar", None)
-    if cached is None:
-        cached = Grammar(tok)
-        tok._grammar = cached  # built once per tokenizer
-    return cached
+def last_bars(tokens: list[int], bar_token: int, n: int, max_tokens: int) -> list[int]:
+    """The tokens of the last ``n`` bars (each starting with ``Bar``), fewer bars if they would hold
+    more than ``max_tokens`` tokens; always at least the last bar's header."""
+    starts = [i for i, t in enumerate(tokens) if t == bar_token][-n:] or [0]
+    for start in starts:
+        if len(tokens) - start <= max_tokens:
+            return tokens[start:]
+    return tokens[starts[-1]:][:max_tokens]
+
+
+class Decoder:
+    """The model's side of sampling: a batch of contexts in one KV cache.
+
+    ``prefill`` starts every row on the same prefix, ``step`` feeds one token per row, ``keep`` drops
+    finished rows and ``rebuild`` restarts one row on a new (shorter) context.
+    """
+
+    def __init__(self, model: DrumPatternTransformer, batch: int) -> None:
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.cache = model.new_cache(batch)
+
+    def prefill(self, prefix: list[int], batch: int) -> torch.Tensor:
+        x = torch.tensor([prefix] * batch, device=self.device)
+        return self.model(x, self.cache, last_only=True)[:, -1]  # (B, V)
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model(tokens[:, None], self.cache, last_only=True)[:, -1]  # (B, V)
+
+    def keep(self, rows: list[int]) -> None:
+        self.cache.keep_rows(rows)
+
+    def rebuild(self, row: int, context: list[int]) -> torch.Tensor:
+        row_cache = self.model.new_cache(1)
+        logits = self.model(torch.tensor([context], device=self.device), row_cache, last_only=True)[:, -1]
+        self.cache.copy_row_from(row_cache, row)
+        return logits[0]  # (V,)
 
 
 @torch.inference_mode()
+def sample_tokens(
+    model: DrumPatternTransformer,
+    tokenizer: DrumTokenizer,
+    prefix: list[int],
+    num_bars: int,
+    sampling: SamplingSettings,
+    seeds: Sequence[int],
+    constraints: Sequence[Constraint] = (),
+    max_length: int | None = None,
+) -> list[SampleState]:
+    """Sample ``len(seeds)`` continuations of ``prefix`` of exactly ``num_bars`` new bars.
+
+    Sample ``i`` draws from its own ``torch.Generator`` seeded with ``seeds[i]``, so it does not
+    depend on the other samples. ``constraints`` apply after the grammar, in order.
+    ``max_length`` caps the context the model sees (default and most: its block size).
+    Returns each sample's final :class:`SampleState` (its ``tokens`` are the new tokens).
+    """
+    if not MIN_BARS <= num_bars <= MAX_BARS:
+        raise ValueError(f"num_bars must be a whole number from {MIN_BARS} to {MAX_BARS}, got {num_bars!r}")
+    if not 1 <= len(seeds) <= MAX_SAMPLES:
+        raise ValueError(f"give 1 to {MAX_SAMPLES} seeds, got {len(seeds)}")
+    grammar = grammar_for(tokenizer)
+    rules = [grammar, *constraints]
+    bar_token = tokenizer.ids.bar
+    block = model.config.block_size if max_length is None else min(max_length, model.config.block_size)
+    room = block - MAX_BAR_TOKENS - 2  # a context must leave room for one more whole bar
+    if room < HEAD_TOKENS + 2:
+        raise ValueError(f"max_length {max_length} is too short for one bar; use at least {MAX_BAR_TOKENS + 7}")
+    prefix = list(prefix)
+    head = prefix[:HEAD_TOKENS]
+    if len(prefix) > room:
+        prefix = head + last_bars(prefix[HEAD_TOKENS:], bar_token, KEEP_BARS, room - HEAD_TOKENS)
+    n = len(seeds)
+    states = [SampleState(grammar.vocab, num_bars) for _ in range(n)]
+    history = [list(prefix) for _ in range(n)]  # tokens in each sample's context
+    context_bars = [prefix.count(bar_token)] * n
+    decoder = Decoder(model, n)
+    gens = [torch.Generator(device=decoder.device).manual_seed(int(s) % (2**63)) for s in seeds]
+    logits = decoder.prefill(prefix, n)
+    active = list(range(n))  # the sample in each row of the cache; finished ones leave
+    bar_kinds = set(tokenizer.ids.bar_kind.values())
+    while True:
+        rows = [apply_constraints(rules, states[i], logits[r]) for r, i in enumerate(active)]
+        scores = rows[0][None] if len(rows) == 1 else torch.stack(rows)  # (B, V)
+        nxt = sample_next(scores, sampling, [gens[i] for i in active])  # (B,)
+        rebuild: list[int] = []
+        running: list[int] = []  # rows whose sample goes on
+        for row, (i, token) in enumerate(zip(active, nxt.tolist(), strict=True)):
+            states[i].advance(token)
+            if states[i].done:
+                continue
+            running.append(row)
+            history[i].append(token)
+            if token == bar_token:
+                context_bars[i] += 1
+            if token in bar_kinds and (context_bars[i] > MAX_CONTEXT_BARS or len(history[i]) > room):
+                rebuild.append(i)
+        if not running:
+            break
+        if len(running) < len(active):
+            decoder.keep(running)
+            nxt = nxt[running]
+            active = [active[r] for r in running]
+        logits = decoder.step(nxt)
+        for i in rebuild:
+            history[i] = head + last_bars(history[i][HEAD_TOKENS:], bar_token, KEEP_BARS + 1, room - HEAD_TOKENS)
+            context_bars[i] = history[i].count(bar_token)
+            logits[active.index(i)] = decoder.rebuild(active.index(i), history[i])
+    return states
+
+
 def generate_tokens(
     model: DrumPatternTransformer,
     tokenizer: DrumTokenizer,
@@ -61,86 +167,26 @@ def generate_tokens(
     temperature: float = DEFAULT_TEMPERATURE,
     top_k: int = DEFAULT_TOP_K,
     top_p: float = DEFAULT_TOP_P,
-    seed: int | list[int] = 0,
+    seed: int | Sequence[int] = 0,
     num_samples: int = 1,
+    constraints: Sequence[Constraint] = (),
+    max_length: int | None = None,
 ) -> list[list[int]]:
     """Token ids of ``num_samples`` new patterns of exactly ``num_bars`` bars (no prefix).
 
-    ``seed`` is one seed (sample ``i`` uses ``seed + i``) or one seed per sample; a
-    sample depends only on its own seed. ``prompt_tokens`` (a conditioned sequence from
-    :meth:`DrumTokenizer.encode`) replaces the ``genre``/``tempo`` prefix, and generation
-    continues it with new bars.
+    ``seed`` is one seed (sample ``i`` uses ``seed + i``) or one seed per sample.
+    ``prompt_tokens`` (a conditioned sequence from :meth:`DrumTokenizer.encode`) replaces the
+    ``genre``/``tempo`` prefix, and the new bars continue it. ``fill_bars`` (0-based) are fills;
+    ``constraints`` apply after the grammar and the fill bars.
     """
-    check_sampling(temperature, top_k, top_p)
-    if isinstance(num_bars, bool) or not isinstance(num_bars, int) or not MIN_BARS <= num_bars <= MAX_BARS:
-        raise ValueError(f"num_bars must be a whole number from {MIN_BARS} to {MAX_BARS}, got {num_bars!r}")
-    if not 1 <= num_samples <= MAX_SAMPLES:
-        raise ValueError(f"num_samples must be from 1 to {MAX_SAMPLES}, got {num_samples}")
-    device = next(model.parameters()).device
-    grammar = _grammar(tokenizer)
-    block = model.config.block_size
-    prefix = list(prompt_tokens) if prompt_tokens else tokenizer.prefix(genre, tempo)
-    head = prefix[:3]  # BOS Genre Tempo: kept when a context is rebuilt
-    room = block - grammar.max_bar_tokens - 2  # a context must leave room for one more whole bar
-    if len(prefix) > room:
-        prefix = head + _last_bars(prefix[3:], tokenizer, KEEP_BARS, room - len(head))
-    states = [SampleState(grammar, num_bars, fill_bars or set()) for _ in range(num_samples)]
-    context_bars = [prefix.count(tokenizer.ids.bar)] * num_samples
-    history = [list(prefix) for _ in range(num_samples)]  # tokens in each sample's context
-
-    seeds = list(seed) if isinstance(seed, (list, tuple)) else [int(seed) + i for i in range(num_samples)]
+    seeds = list(seed) if isinstance(seed, list | tuple) else [int(seed) + i for i in range(num_samples)]
     if len(seeds) != num_samples:
         raise ValueError(f"got {len(seeds)} seeds for {num_samples} samples")
-    gens = [torch.Generator(device=device).manual_seed(s % (2**63)) for s in seeds]
-    cache = model.new_cache(num_samples)
-    x = torch.tensor([prefix] * num_samples, device=device)
-    logits = model(x, cache, last_only=True)[:, -1]  # (B, V)
-    active = list(range(num_samples))  # the sample in each row of the cache; finished ones leave
-    bar_kinds = set(tokenizer.ids.bar_kind.values())
-    neg_inf = float("-inf")
-    while True:
-        mask = torch.stack([states[i].mask() for i in active]).to(device)  # (B, V)
-        nxt = sample_next(logits.masked_fill(~mask, neg_inf), temperature, top_k, top_p,
-                          [gens[i] for i in active])  # (B,)
-        rebuild: list[int] = []
-        running: list[int] = []  # rows whose sample goes on
-        for row, (i, token) in enumerate(zip(active, nxt.tolist(), strict=True)):
-            states[i].advance(token)
-            if states[i].done:
-                continue
-            running.append(row)
-            history[i].append(token)
-            if token == tokenizer.ids.bar:
-                context_bars[i] += 1
-            # rebuild right after a bar header, when the context is full
-            if token in bar_kinds and (context_bars[i] > MAX_CONTEXT_BARS or len(history[i]) > room):
-                rebuild.append(i)
-        if not running:
-            break
-        if len(running) < len(active):  # drop finished samples from the batch
-            cache.keep_rows(running)
-            nxt = nxt[running]
-            active = [active[r] for r in running]
-        logits = model(nxt[:, None], cache, last_only=True)[:, -1]
-        for i in rebuild:
-            history[i] = head + _last_bars(history[i][3:], tokenizer, KEEP_BARS + 1, room - len(head))
-            context_bars[i] = history[i].count(tokenizer.ids.bar)
-            row_cache = model.new_cache(1)
-            row_logits = model(torch.tensor([history[i]], device=device), row_cache, last_only=True)[:, -1]
-            row = active.index(i)
-            cache.copy_row_from(row_cache, row)
-            logits[row] = row_logits[0]
+    prefix = list(prompt_tokens) if prompt_tokens else tokenizer.prefix(genre, tempo)
+    rules = [FillBars(grammar_for(tokenizer).vocab, fill_bars or ()), *constraints]
+    states = sample_tokens(model, tokenizer, prefix, num_bars, SamplingSettings(temperature, top_k, top_p), seeds,
+                           rules, max_length)
     return [s.tokens for s in states]
-
-
-def _last_bars(tokens: list[int], tok: DrumTokenizer, n: int, max_tokens: int) -> list[int]:
-    """The tokens of the last ``n`` bars (each starting with ``Bar``), fewer bars if they would
-    hold more than ``max_tokens`` tokens; always at least the last bar's header."""
-    starts = [i for i, t in enumerate(tokens) if t == tok.ids.bar][-n:] or [0]
-    for start in starts:
-        if len(tokens) - start <= max_tokens:
-            return tokens[start:]
-    return tokens[starts[-1]:][:max_tokens]
 
 
 def generate_pattern(
@@ -151,24 +197,33 @@ def generate_pattern(
     temperature: float = DEFAULT_TEMPERATURE,
     top_k: int = DEFAULT_TOP_K,
     top_p: float = DEFAULT_TOP_P,
-    seed: int | list[int] = 0,
+    max_length: int = 512,
+    device: str | torch.device | None = "cpu",
+    seed: int | Sequence[int] = 0,
     num_samples: int = 1,
     genre: str = "rock",
     tempo: float = 120.0,
     fill_every: int = 0,
     fill_bars: set[int] | None = None,
     conditioning_tempo: float | None = None,
-) -> list[Pattern]:
+    return_tokens: bool = False,
+) -> list[Pattern] | tuple[list[Pattern], list[list[int]]]:
     """Sample ``num_samples`` patterns of ``num_bars`` bars at ``tempo`` (quantized, not humanized).
 
-    Defaults: 4 bars, temperature 1.0, top-k 50, top-p 0.9, seed 0, one sample, genre rock,
-    120 BPM, no fills. ``fill_every`` N makes the last bar of every N a fill; ``fill_bars``
-    names fill bars (0-based) directly. ``conditioning_tempo`` (default: ``tempo``) is the
-    tempo the model is told, e.g. half of it for a half-time feel.
+    ``max_length`` caps the context the model attends over (tokens; at most its block size; longer
+    patterns slide). ``device`` is where to run (the model is moved there if it is elsewhere; None =
+    where the model is). ``fill_every`` N makes the last bar of every N a fill; ``fill_bars`` names
+    fill bars (0-based) directly. ``conditioning_tempo`` (default ``tempo``) is the tempo the model is
+    told, e.g. half of it for a half-time feel. With ``return_tokens`` the new token ids of each
+    sample come back too, as ``(patterns, token_ids)``.
     """
+    if device is not None and next(model.parameters()).device != torch.device(device):
+        model = model.to(device)
     fills = set(fill_bars or set()) | fill_bar_set(num_bars, fill_every)
     cond_tempo = tempo if conditioning_tempo is None else conditioning_tempo
     token_lists = generate_tokens(model, tokenizer, genre=genre, tempo=cond_tempo, num_bars=num_bars,
                                   fill_bars=fills, prompt_tokens=prompt_tokens, temperature=temperature,
-                                  top_k=top_k, top_p=top_p, seed=seed, num_samples=num_samples)
-    return [tokenizer.decode(tokens, bars=num_bars, tempo=tempo).validate() for tokens in token_lists]
+                                  top_k=top_k, top_p=top_p, seed=seed, num_samples=num_samples,
+                                  max_length=max_length)
+    patterns = [tokenizer.decode(tokens, bars=num_bars, tempo=tempo) for tokens in token_lists]
+    return (patterns, token_lists) if return_tokens else patterns

@@ -1,81 +1,102 @@
-"""Humanization: swing, correlated micro-timing drift, voice offsets, velocity, ghost notes, articulations.
+"""Humanization: a quantized groove gets a style's feel.
 
-Deterministic for a given seed; every effect is scaled by ``amount`` (0-1) and
-``amount=0`` returns the pattern unchanged.
+Every effect is scaled by ``amount`` (0-1) and ``amount=0`` returns the pattern unchanged.
+:func:`humanize` chains small functions on lists of notes:
 
-Each effect is a small pure function on a list of notes; :func:`humanize` chains them:
-
-1. :func:`add_ghost_notes` - snare ghosts on empty 16ths of the *straight* grid (run before
-   swing so that swing moves ghosts on off-beat 16ths exactly like every other note)
+1. :func:`add_ghost_notes` - snare ghosts until the snare's ghost share reaches the style's
+   ``ghost_note_prob`` (counting the ghosts already there), at places chosen per position inside the
+   repeating phrase, so they repeat with the loop; never on a 16th that holds a snare
 2. :func:`apply_swing` - MPC-style swing of the off-beat 16ths
-3. :func:`vary_velocity` - random velocity variation plus a light beat accent
-4. :func:`apply_articulations` - style rules such as trap hat rolls (placed on the grid, so run
-   before micro-timing, which then humanizes the rolls with everything else)
+3. :func:`vary_velocity` - velocity variation plus a light beat accent
+4. :func:`apply_articulations` - style rules such as trap hat rolls (on the grid, so run before
+   micro-timing, which then humanizes the rolls with everything else)
 5. :func:`apply_micro_timing` - per-voice offsets, slow shared drift, per-hit jitter
-6. clamp into the loop, resolve same-pitch collisions, validate
+6. clamp into the loop and resolve same-pitch collisions
 
-Every effect draws from its own random stream (children of one
-``numpy.random.Generator(PCG64(seed))``), so turning one knob does not reshuffle the others.
+Randomness is keyed to each hit (:mod:`drumgen.keyed_random`): a hit's draws depend on the seed,
+its place on the grid and its voice, never on the other hits, so re-rolling the hats leaves the
+kick and snare byte-identical.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from drumgen.drum_map import VOICE_PITCH, VOICES, voice_of
-from drumgen.pattern import DEFAULT_NOTE_TICKS, PPQ, Note, Pattern, clamp_velocity
+from drumgen import keyed_random
+from drumgen.constants import GHOST_MAX_VELOCITY, MAX_SWING, MIN_SWING, PPQ, STRAIGHT_SWING
+from drumgen.limits import NumberLimit
+from drumgen.pattern import DEFAULT_NOTE_TICKS, Note, Pattern, clamp_velocity
+from drumgen.voices import VOICE_PITCH, VOICES, voice_of
 
-# Defaults measured on the Groove MIDI Dataset (see BRIEF.md): hits sit ~12 ms from the
-# grid inside 2-bar windows, slow drift wanders ~10 ms between windows, hats lead by ~10 ms.
-DEFAULT_SWING = 50.0  # percent; 50 = straight, ~66 = triplet
+# Defaults measured on the Groove MIDI Dataset: hits sit ~12 ms from the grid inside 2-bar windows,
+# slow drift wanders ~10 ms between windows, every voice plays a little early, the hi-hat most.
 DEFAULT_MICRO_TIMING_MS = 12.0
 DEFAULT_DRIFT_MS = 10.0
 DEFAULT_GHOST_NOTE_PROB = 0.0
 DEFAULT_VELOCITY_VARIATION = 0.1
-DEFAULT_GHOST_VELOCITY = 30  # ghost notes are written at about this velocity (<= 40)
+DEFAULT_GHOST_VELOCITY = 30  # new ghost notes are written at about this velocity
 DEFAULT_VOICE_OFFSETS_MS: dict[str, float] = {
     "closed_hat": -10.0, "open_hat": -8.0, "kick": -3.0, "snare": -2.0,
 }
 DEFAULT_ACCENT = 0.08  # beat downbeats x(1 + accent), off-8th positions x(1 - accent)
+MAX_TIMING_MS = 100.0  # bound on micro-timing, drift and per-voice offsets
 
-MIN_SWING, MAX_SWING = 50.0, 75.0  # percent
-GHOST_MAX_VELOCITY = 40  # a hit at or below this velocity counts as a ghost note
-GHOST_VELOCITY_SPREAD = (-12, 8)  # new ghosts: DEFAULT_GHOST_VELOCITY + uniform integer in this range
+GHOST_VELOCITY_SPREAD = (-12, 8)  # new ghosts: DEFAULT_GHOST_VELOCITY + this range
+GHOST_PLACE_WEIGHT = {1: 1.0, 3: 1.0, 2: 0.5, 0: 0.15}  # 16th within the beat: the e and a first, then the and
+GHOST_BREAK_WITH_VARIATION = 0.5  # at variation 1 half the ghosts of a phrase position skip a given bar
 VELOCITY_FACTOR_RANGE = (0.25, 1.75)  # the random velocity factor is clipped into this range
 JITTER_CLIP_SIGMAS = 3.0  # per-hit jitter is clipped at +-3 standard deviations
-DRIFT_WINDOW_BARS = 2  # drift is sampled once per 2-bar window ...
+DRIFT_WINDOW_BARS = 2  # drift is drawn once per 2-bar window ...
 DRIFT_CORRELATION = 0.5  # ... as a stationary AR(1); at 0.5 neighbouring windows differ by ~drift_ms
 ROLL_VELOCITY_RAMP = (0.55, 1.0)  # hat rolls ramp between these fractions of the replaced hats' velocity
 HAT_ROLL_DIVISIONS = (8, 6)  # notes per quarter note: 32nds, 16th triplets
 HAT_ROLL_SPANS = ("half", "whole")  # a roll fills the second half of the beat or the whole beat
-
 
 @dataclass(frozen=True)
 class Articulation:
     """A style rule applied after swing and velocity, before micro-timing (so it breathes with the groove).
 
     ``probability`` is the chance per eligible spot (for hat rolls: per beat that has a hat),
-    multiplied by the humanize ``amount``; ``options`` holds rule-specific values. Default
-    probability 0.25, no options. ``hat_rolls`` options: ``divisions`` (notes per quarter note,
-    default ``[8, 6]``: 32nds or 16th triplets) and ``spans`` (default ``["half", "whole"]``).
+    multiplied by the humanize ``amount``; ``options`` holds rule-specific values. ``hat_rolls``
+    options: ``divisions`` (notes per quarter note, default ``[8, 6]``: 32nds or 16th triplets) and
+    ``spans`` (default ``["half", "whole"]``). Checked when made.
     """
 
     type: str
     probability: float = 0.25
     options: dict[str, object] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.type not in _ARTICULATIONS:
+            raise ValueError(f"unknown articulation type {self.type!r}; known types: {', '.join(_ARTICULATIONS)}")
+        NumberLimit(f"{self.type} probability", 0.0, 1.0).check(self.probability)
+        unknown = set(self.options) - _ARTICULATION_OPTIONS[self.type]
+        if unknown:
+            raise ValueError(f"{self.type}: unknown option(s) {sorted(unknown)}")
+        if self.type == "hat_rolls":
+            divisions = self.options.get("divisions", HAT_ROLL_DIVISIONS)
+            if (not isinstance(divisions, list | tuple) or not divisions
+                    or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 and PPQ % d == 0
+                               for d in divisions)):
+                raise ValueError(f"hat_rolls divisions must be a non-empty list of divisors of {PPQ}, "
+                                 f"got {divisions!r}")
+            spans = self.options.get("spans", HAT_ROLL_SPANS)
+            if not isinstance(spans, list | tuple) or not spans or not set(spans) <= set(HAT_ROLL_SPANS):
+                raise ValueError(f"hat_rolls spans must be a non-empty list from {HAT_ROLL_SPANS}, got {spans!r}")
+
 
 @dataclass(frozen=True)
 class HumanizeParams:
-    """How a style humanizes. Defaults: straight (swing 50 %), micro-timing 12 ms,
-    drift 10 ms, no ghost notes, velocity variation 0.1, the dataset's per-voice offsets,
-    beat accent 0.08, no articulations."""
+    """How a style humanizes, checked when made. Defaults: straight (swing 50 %), micro-timing
+    12 ms, drift 10 ms, no added ghost notes, velocity variation 0.1, the dataset's per-voice
+    offsets, beat accent 0.08, no articulations. ``ghost_note_prob`` is the share of the snare's hits
+    that are ghost notes once humanized (the model's own ghosts count toward it)."""
 
-    swing: float = DEFAULT_SWING
+    swing: float = STRAIGHT_SWING
     micro_timing_ms: float = DEFAULT_MICRO_TIMING_MS
     drift_ms: float = DEFAULT_DRIFT_MS
     ghost_note_prob: float = DEFAULT_GHOST_NOTE_PROB
@@ -84,58 +105,95 @@ class HumanizeParams:
     articulations: tuple[Articulation, ...] = ()
     accent: float = DEFAULT_ACCENT
 
+    def __post_init__(self) -> None:
+        NumberLimit("swing", MIN_SWING, MAX_SWING, unit=" %").check(self.swing)
+        for name in ("micro_timing_ms", "drift_ms"):
+            NumberLimit(name, 0.0, MAX_TIMING_MS).check(getattr(self, name))
+        NumberLimit("ghost_note_prob", 0.0, 1.0).check(self.ghost_note_prob)
+        NumberLimit("velocity_variation", 0.0, 1.0).check(self.velocity_variation)
+        NumberLimit("accent", 0.0, 1.0).check(self.accent)
+        for voice, ms in self.voice_offsets_ms.items():
+            if voice not in VOICES:
+                raise ValueError(f"voice_offsets_ms: unknown voice {voice!r}; known voices: {', '.join(VOICES)}")
+            NumberLimit(f"voice_offsets_ms[{voice!r}]", -MAX_TIMING_MS, MAX_TIMING_MS).check(ms)
+        for art in self.articulations:
+            if not isinstance(art, Articulation):
+                raise ValueError(f"articulations must be Articulation objects, got {type(art).__name__}")
 
-# --- validation -----------------------------------------------------------------------------------
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+@dataclass(frozen=True)
+class Hit:
+    """A note on its way through the chain, with the grid onset its random draws are keyed to."""
+
+    note: Note
+    key: int  # the quantized onset (ticks) the hit had before any feel
 
 
-def _check_range(name: str, value: object, lo: float, hi: float = math.inf) -> float:
-    """Return ``value`` as float or raise ``ValueError`` naming it when not a finite number in [lo, hi]."""
-    if not _is_real(value) or not math.isfinite(float(value)) or not lo <= float(value) <= hi:
-        bounds = f"{lo:g}-{hi:g}" if math.isfinite(hi) else f">= {lo:g}"
-        raise ValueError(f"{name} must be a finite number in {bounds}, got {value!r}")
-    return float(value)
-
-
-def check_params(params: HumanizeParams, swing: float | None = None) -> None:
-    """Raise ``ValueError`` naming the first bad field of ``params``; ``swing`` overrides ``params.swing``."""
-    _check_range("swing", params.swing if swing is None else swing, MIN_SWING, MAX_SWING)
-    _check_range("micro_timing_ms", params.micro_timing_ms, 0.0)
-    _check_range("drift_ms", params.drift_ms, 0.0)
-    _check_range("ghost_note_prob", params.ghost_note_prob, 0.0, 1.0)
-    _check_range("velocity_variation", params.velocity_variation, 0.0)
-    _check_range("accent", params.accent, 0.0, 1.0)
-    for voice, ms in params.voice_offsets_ms.items():
-        if voice not in VOICES:
-            raise ValueError(f"voice_offsets_ms: unknown voice {voice!r}; known voices: {', '.join(VOICES)}")
-        _check_range(f"voice_offsets_ms[{voice!r}]", ms, -math.inf)
-    for art in params.articulations:
-        _check_articulation(art)
+def _keys(hits: Sequence[Hit]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.array([h.key for h in hits], dtype=np.int64), np.array([h.note.pitch for h in hits], dtype=np.int64))
 
 
 # --- 1. ghost notes -------------------------------------------------------------------------------
-def add_ghost_notes(
-    notes: Sequence[Note], pattern: Pattern, prob: float, rng: np.random.Generator
-) -> list[Note]:
-    """Add snare ghosts (pitch 38) on 16ths of the straight grid that hold no snare-voice hit.
+def ghost_notes_needed(notes: Sequence[Note], share: float) -> int:
+    """How many snare ghosts to add so ghosts are ``share`` of the snare's hits (0 when already there)."""
+    snares = [n for n in notes if voice_of(n.pitch) == "snare"]
+    ghosts = sum(n.velocity <= GHOST_MAX_VELOCITY for n in snares)
+    if share <= 0 or not snares:
+        return 0
+    if share >= 1:
+        share = 0.95
+    return max(0, math.ceil((share * len(snares) - ghosts) / (1.0 - share)))
 
-    Each empty 16th gets a ghost with probability ``prob`` (already scaled by amount), at
-    velocity ``DEFAULT_GHOST_VELOCITY`` -12..+8, never above ``GHOST_MAX_VELOCITY``. A snare hit
-    occupies the 16th nearest to it. Returns a new list; ``notes`` is untouched.
+
+def add_ghost_notes(hits: Sequence[Hit], pattern: Pattern, share: float, seed: int,
+                    fill_bars: Iterable[int] = (), variation: float = 0.0, phrase_bars: int = 2) -> list[Hit]:
+    """Add snare ghosts (pitch 38) on empty 16ths of the straight grid until ghost notes are ``share``
+    of the snare's hits (already scaled by amount).
+
+    Places are chosen per position inside the ``phrase_bars``-bar phrase (ranked by a keyed draw,
+    weighted toward the e and a of the beat) and filled in every beat bar at that phrase position, so
+    the ghosts repeat with the loop; with ``variation`` > 0 some bars skip some of them. A 16th that
+    holds a snare hit (or is within a 32nd of one) never gets a ghost; fill bars get none.
     """
+    notes = [h.note for h in hits]
+    need = ghost_notes_needed(notes, share)
+    if need == 0:
+        return list(hits)
     t16 = pattern.ticks_per_16th
-    n16 = pattern.length_ticks // t16
+    per_bar = pattern.ticks_per_bar // t16
+    fills = set(fill_bars)
+    beat_bars = [b for b in range(pattern.bars) if b not in fills]
+    if not beat_bars:
+        return list(hits)
+    phrase = max(1, min(phrase_bars, len(beat_bars)))
     taken = {round(n.onset / t16) for n in notes if voice_of(n.pitch) == "snare"}
-    coins = rng.random(n16)  # one draw per grid 16th, so the stream does not depend on the pattern
+    taken |= {round((n.onset + t16 // 2) / t16) for n in notes if voice_of(n.pitch) == "snare"}
+    # rank the phrase's 16ths once; lower score = earlier choice
+    phrase_pos, steps = np.meshgrid(np.arange(phrase), np.arange(per_bar), indexing="ij")
+    weight = np.vectorize(lambda s: GHOST_PLACE_WEIGHT.get(s % 4, 0.0))(steps)
+    score = keyed_random.uniform(seed, "ghost-place", phrase_pos, steps) / np.maximum(weight, 1e-9)
+    order = np.argsort(score, axis=None, kind="stable")
     lo, hi = GHOST_VELOCITY_SPREAD
-    vels = rng.integers(DEFAULT_GHOST_VELOCITY + lo, DEFAULT_GHOST_VELOCITY + hi + 1, n16)
-    ghosts = [
-        Note(i * t16, VOICE_PITCH["snare"], int(min(GHOST_MAX_VELOCITY, max(1, vels[i]))))
-        for i in range(n16)
-        if i not in taken and coins[i] < prob
-    ]
-    return [*notes, *ghosts]
+    added: list[Hit] = []
+    for flat in order:
+        if len(added) >= need:
+            break
+        pp, step = divmod(int(flat), per_bar)
+        velocity = int(DEFAULT_GHOST_VELOCITY + lo + keyed_random.uniform(seed, "ghost-velocity", pp, step)[()]
+                       * (hi - lo + 1))
+        for bar in beat_bars:
+            if bar % phrase != pp:
+                continue
+            cell = bar * per_bar + step
+            if cell in taken:
+                continue
+            if variation > 0 and keyed_random.uniform(seed, "ghost-skip", bar, step)[()] < (
+                    variation * GHOST_BREAK_WITH_VARIATION):
+                continue
+            onset = cell * t16
+            added.append(Hit(Note(onset, VOICE_PITCH["snare"], min(GHOST_MAX_VELOCITY, max(1, velocity))), onset))
+            taken.add(cell)
+    return [*hits, *added]
 
 
 # --- 2. swing -------------------------------------------------------------------------------------
@@ -147,68 +205,118 @@ def swing_offset_ticks(swing_percent: float, ticks_per_8th: int = PPQ // 2) -> i
     return int(math.floor(swing_percent / 100.0 * ticks_per_8th + 0.5))
 
 
-def apply_swing(notes: Sequence[Note], pattern: Pattern, swing_percent: float) -> list[Note]:
+def apply_swing(hits: Sequence[Hit], pattern: Pattern, swing_percent: float) -> list[Hit]:
     """Move off-beat 16ths (odd 16th index, exactly on the grid) to ``swing_percent`` of their 8th.
 
     Everything else (on-beat 16ths, triplets, 32nds, humanized onsets) is left alone.
     ``swing_percent`` is the effective swing (already scaled by amount); 50 is straight.
     """
-    _check_range("swing", swing_percent, MIN_SWING, MAX_SWING)
     t16 = pattern.ticks_per_16th
     shift = swing_offset_ticks(swing_percent, 2 * t16) - t16
     if shift == 0:
-        return list(notes)
-    return [
-        replace(n, onset=n.onset + shift) if n.onset % t16 == 0 and (n.onset // t16) % 2 == 1 else n
-        for n in notes
-    ]
+        return list(hits)
+    return [replace(h, note=replace(h.note, onset=h.note.onset + shift))
+            if h.note.onset % t16 == 0 and (h.note.onset // t16) % 2 == 1 else h for h in hits]
 
 
 # --- 3. velocity ----------------------------------------------------------------------------------
-def vary_velocity(
-    notes: Sequence[Note],
-    pattern: Pattern,
-    variation: float,
-    rng: np.random.Generator,
-    accent: float = 0.0,
-) -> list[Note]:
-    """Scale each velocity by ``1 + N(0, variation)`` (clipped to 0.25-1.75) and a beat accent.
+def vary_velocity(hits: Sequence[Hit], pattern: Pattern, variation: float, seed: int,
+                  accent: float = 0.0) -> list[Hit]:
+    """Scale each velocity by ``1 + variation * N(0, 1)`` (clipped to 0.25-1.75) and a beat accent.
 
-    Hits exactly on a beat get ``x(1 + accent)``, hits off the 8th grid (e.g. swung 16ths)
-    ``x(1 - accent)``; both values come already scaled by amount (default accent 0). Ghost
-    notes (velocity <= 40) stay <= 40; results are clamped to 1-127.
+    Hits on a beat (by their grid onset) get ``x(1 + accent)``, hits off the 8th grid
+    ``x(1 - accent)``; both values come already scaled by amount. Ghost notes (velocity <= 40)
+    stay <= 40; results are clamped to 1-127.
     """
-    if not notes:
+    if not hits:
         return []
-    factors = np.clip(1.0 + rng.normal(0.0, variation, len(notes)), *VELOCITY_FACTOR_RANGE)
+    keys, pitches = _keys(hits)
+    factors = np.clip(1.0 + variation * keyed_random.normal(seed, "velocity", keys, pitches), *VELOCITY_FACTOR_RANGE)
     tpb, t8 = pattern.ticks_per_beat, 2 * pattern.ticks_per_16th
     out = []
-    for note, f in zip(notes, factors, strict=True):
-        if note.onset % tpb == 0:
+    for hit, f in zip(hits, factors, strict=True):
+        if hit.key % tpb == 0:
             f *= 1.0 + accent
-        elif note.onset % t8 != 0:
+        elif hit.key % t8 != 0:
             f *= 1.0 - accent
-        vel = clamp_velocity(note.velocity * f)
-        if note.velocity <= GHOST_MAX_VELOCITY:
+        vel = clamp_velocity(hit.note.velocity * f)
+        if hit.note.velocity <= GHOST_MAX_VELOCITY:
             vel = min(vel, GHOST_MAX_VELOCITY)
-        out.append(replace(note, velocity=vel))
+        out.append(replace(hit, note=replace(hit.note, velocity=vel)))
+    return out
+
+
+# --- 4. articulations -----------------------------------------------------------------------------
+def _hat_rolls(hits: Sequence[Hit], pattern: Pattern, art: Articulation, prob: float, seed: int) -> list[Hit]:
+    """Replace, per beat holding a closed hat, its hats with a 32nd / 16th-triplet roll (chance ``prob``).
+
+    A roll covers the second half of the beat or the whole beat, steps of ``PPQ // division``
+    ticks, velocity ramping up or down between 55 % and 100 % of the loudest replaced hat.
+    Each beat's draws are keyed to the beat.
+    """
+    divisions = [int(d) for d in art.options.get("divisions", HAT_ROLL_DIVISIONS)]  # type: ignore[union-attr]
+    spans = [str(s) for s in art.options.get("spans", HAT_ROLL_SPANS)]  # type: ignore[union-attr]
+    tpb = pattern.ticks_per_beat
+    beats = np.arange(pattern.length_ticks // tpb)
+    coins = keyed_random.uniform(seed, "roll", beats)
+    div_picks = keyed_random.uniform(seed, "roll-division", beats)
+    span_picks = keyed_random.uniform(seed, "roll-span", beats)
+    rising = keyed_random.uniform(seed, "roll-direction", beats) < 0.5
+    out = list(hits)
+    for beat in beats.tolist():
+        if coins[beat] >= prob:
+            continue
+        lo, hi = beat * tpb, (beat + 1) * tpb
+        div = divisions[int(div_picks[beat] * len(divisions))]
+        span = spans[int(span_picks[beat] * len(spans))]
+        start = lo + tpb // 2 if span == "half" else lo
+        replaced = [h for h in out if voice_of(h.note.pitch) == "closed_hat" and start <= h.note.onset < hi]
+        if not replaced:  # a "half" roll, but this beat's hats are all in its first half
+            start = lo
+            replaced = [h for h in out if voice_of(h.note.pitch) == "closed_hat" and lo <= h.note.onset < hi]
+        if not replaced:
+            continue
+        pitch = next((h.note.pitch for h in replaced if h.note.pitch != 44), VOICE_PITCH["closed_hat"])
+        base = max(h.note.velocity for h in replaced)
+        step = PPQ // div
+        count = max(1, (hi - start) // step)
+        ramp = np.linspace(*ROLL_VELOCITY_RAMP, count)
+        if not rising[beat]:
+            ramp = ramp[::-1]
+        out = [h for h in out if h not in replaced]
+        gate = max(1, min(DEFAULT_NOTE_TICKS, step // 2))  # note-offs well before the next roll hit
+        out += [Hit(Note(start + i * step, pitch, clamp_velocity(base * r), gate), start + i * step)
+                for i, r in enumerate(ramp)]
+    return out
+
+
+_ARTICULATIONS: dict[str, Callable[[Sequence[Hit], Pattern, Articulation, float, int], list[Hit]]] = {
+    "hat_rolls": _hat_rolls,
+}
+_ARTICULATION_OPTIONS: dict[str, set[str]] = {"hat_rolls": {"divisions", "spans"}}
+
+
+def apply_articulations(hits: Sequence[Hit], pattern: Pattern, articulations: Sequence[Articulation], seed: int,
+                        amount: float = 1.0) -> list[Hit]:
+    """Apply each articulation in order with chance ``probability * amount``."""
+    out = list(hits)
+    for art in articulations:
+        out = _ARTICULATIONS[art.type](out, pattern, art, art.probability * amount, seed)
     return out
 
 
 # --- 5. micro-timing ------------------------------------------------------------------------------
-def drift_curve(
-    pattern: Pattern, drift_ms: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+def drift_curve(pattern: Pattern, drift_ms: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Knots of the slow timing drift shared by all voices: ``(ticks, ms)``.
 
     One knot per 2-bar window boundary (and the end); the values are a stationary AR(1) with
-    standard deviation ``drift_ms`` and correlation 0.5, then centred on zero so drift does
-    not shift the whole pattern (per-voice offsets keep their meaning).
+    standard deviation ``drift_ms`` and correlation 0.5 (each window's draw keyed to the window),
+    then centred on zero so drift does not shift the whole pattern.
     """
     window = DRIFT_WINDOW_BARS * pattern.ticks_per_bar
     n_windows = max(1, math.ceil(pattern.length_ticks / window))
     knots = np.arange(n_windows + 1, dtype=float) * window
-    noise = rng.normal(0.0, drift_ms, n_windows + 1)
+    noise = drift_ms * keyed_random.normal(seed, "drift", np.arange(n_windows + 1))
     values = np.empty_like(noise)
     values[0] = noise[0]
     rho = DRIFT_CORRELATION
@@ -225,116 +333,25 @@ def _smooth_interp(x: np.ndarray, knots: np.ndarray, values: np.ndarray) -> np.n
     return values[idx] * (1.0 - w) + values[idx + 1] * w
 
 
-def apply_micro_timing(
-    notes: Sequence[Note],
-    pattern: Pattern,
-    rng: np.random.Generator,
-    micro_timing_ms: float,
-    drift_ms: float,
-    voice_offsets_ms: Mapping[str, float],
-) -> list[Note]:
-    """Shift each onset by its voice's offset + the shared slow drift + white jitter (all in ms).
+def apply_micro_timing(hits: Sequence[Hit], pattern: Pattern, seed: int, micro_timing_ms: float, drift_ms: float,
+                       voice_offsets_ms: Mapping[str, float]) -> list[Hit]:
+    """Shift each onset by its voice's offset + the shared slow drift + its own jitter (all in ms).
 
-    Values come already scaled by amount. Jitter is ``N(0, micro_timing_ms)`` clipped at +-3
-    sigma; the drift is :func:`drift_curve` interpolated smoothly. Milliseconds become ticks
-    at the pattern's tempo, rounded to whole ticks; onsets are not clamped here.
+    Values come already scaled by amount. Jitter is ``micro_timing_ms * N(0, 1)`` keyed to the hit,
+    clipped at +-3 sigma; the drift is :func:`drift_curve` interpolated smoothly. Onsets are rounded
+    to whole ticks and not clamped here.
     """
-    if not notes:
+    if not hits:
         return []
-    onsets = np.array([n.onset for n in notes], dtype=float)
-    voice_ms = np.array([voice_offsets_ms.get(voice_of(n.pitch) or "", 0.0) for n in notes], dtype=float)
-    knots, values = drift_curve(pattern, drift_ms, rng)
+    keys, pitches = _keys(hits)
+    onsets = np.array([h.note.onset for h in hits], dtype=float)
+    voice_ms = np.array([voice_offsets_ms.get(voice_of(h.note.pitch) or "", 0.0) for h in hits], dtype=float)
+    knots, values = drift_curve(pattern, drift_ms, seed)
     lim = JITTER_CLIP_SIGMAS * micro_timing_ms
-    jitter = np.clip(rng.normal(0.0, micro_timing_ms, len(notes)), -lim, lim)
+    jitter = np.clip(micro_timing_ms * keyed_random.normal(seed, "timing", keys, pitches), -lim, lim)
     total_ms = voice_ms + _smooth_interp(onsets, knots, values) + jitter
     new = np.rint(onsets + total_ms * pattern.ms_to_ticks(1.0)).astype(int)
-    return [replace(n, onset=int(t)) for n, t in zip(notes, new, strict=True)]
-
-
-# --- 4. articulations -----------------------------------------------------------------------------
-def _hat_rolls(
-    notes: Sequence[Note], pattern: Pattern, art: Articulation, prob: float, rng: np.random.Generator
-) -> list[Note]:
-    """Replace, per beat holding a closed hat, its hats with a 32nd / 16th-triplet roll (chance ``prob``).
-
-    A roll covers the second half of the beat or the whole beat, steps of ``PPQ // division``
-    ticks, velocity ramping up or down between 55 % and 100 % of the loudest replaced hat.
-    """
-    divisions = [int(d) for d in art.options.get("divisions", HAT_ROLL_DIVISIONS)]  # type: ignore[union-attr]
-    spans = [str(s) for s in art.options.get("spans", HAT_ROLL_SPANS)]  # type: ignore[union-attr]
-    tpb = pattern.ticks_per_beat
-    is_hat = [voice_of(n.pitch) == "closed_hat" for n in notes]
-    out = list(notes)
-    for beat in range(pattern.length_ticks // tpb):
-        lo, hi = beat * tpb, (beat + 1) * tpb
-        # draw for every beat so the stream does not depend on which beats have hats
-        coin, div, span, up = rng.random(), rng.choice(divisions), rng.choice(spans), rng.random() < 0.5
-        if coin >= prob or not any(h and lo <= n.onset < hi for n, h in zip(notes, is_hat, strict=True)):
-            continue
-        start = lo + tpb // 2 if span == "half" else lo
-        replaced = [n for n in out if voice_of(n.pitch) == "closed_hat" and start <= n.onset < hi]
-        if not replaced:  # "half" roll but this beat's hats are all in its first half
-            start = lo
-            replaced = [n for n in out if voice_of(n.pitch) == "closed_hat" and lo <= n.onset < hi]
-        pitch = next((n.pitch for n in replaced if n.pitch != 44), VOICE_PITCH["closed_hat"])
-        base = max(n.velocity for n in replaced)
-        step = PPQ // int(div)
-        count = max(1, (hi - start) // step)
-        ramp = np.linspace(*ROLL_VELOCITY_RAMP, count)
-        if not up:
-            ramp = ramp[::-1]
-        out = [n for n in out if n not in replaced]
-        gate = max(1, min(DEFAULT_NOTE_TICKS, step // 2))  # note-offs well before the next roll hit
-        out += [Note(start + i * step, pitch, clamp_velocity(base * r), gate) for i, r in enumerate(ramp)]
-    return out
-
-
-_ARTICULATIONS: dict[
-    str, Callable[[Sequence[Note], Pattern, Articulation, float, np.random.Generator], list[Note]]
-] = {"hat_rolls": _hat_rolls}
-_ARTICULATION_OPTIONS: dict[str, set[str]] = {"hat_rolls": {"divisions", "spans"}}
-
-
-def _check_articulation(art: Articulation) -> None:
-    """Raise ``ValueError`` for an unknown articulation type, option or bad value (catches preset typos)."""
-    if art.type not in _ARTICULATIONS:
-        raise ValueError(f"unknown articulation type {art.type!r}; known types: {', '.join(_ARTICULATIONS)}")
-    _check_range(f"{art.type} probability", art.probability, 0.0, 1.0)
-    unknown = set(art.options) - _ARTICULATION_OPTIONS[art.type]
-    if unknown:
-        raise ValueError(f"{art.type}: unknown option(s) {sorted(unknown)}")
-    if art.type == "hat_rolls":
-        divisions = art.options.get("divisions", HAT_ROLL_DIVISIONS)
-        if (
-            not isinstance(divisions, (list, tuple))
-            or not divisions
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 and PPQ % d == 0
-                       for d in divisions)
-        ):
-            raise ValueError(
-                f"hat_rolls divisions must be a non-empty list of divisors of {PPQ}, got {divisions!r}"
-            )
-        spans = art.options.get("spans", HAT_ROLL_SPANS)
-        if not isinstance(spans, (list, tuple)) or not spans or not set(spans) <= set(HAT_ROLL_SPANS):
-            raise ValueError(f"hat_rolls spans must be a non-empty list from {HAT_ROLL_SPANS}, got {spans!r}")
-
-
-def apply_articulations(
-    notes: Sequence[Note],
-    pattern: Pattern,
-    articulations: Sequence[Articulation],
-    rng: np.random.Generator,
-    amount: float = 1.0,
-) -> list[Note]:
-    """Apply each articulation in order with chance ``probability * amount`` (default amount 1).
-
-    Unknown types raise ``ValueError`` naming the type.
-    """
-    out = list(notes)
-    for art in articulations:
-        _check_articulation(art)
-        out = _ARTICULATIONS[art.type](out, pattern, art, art.probability * amount, rng)
-    return out
+    return [replace(h, note=replace(h.note, onset=int(t))) for h, t in zip(hits, new, strict=True)]
 
 
 # --- 6. fit into the loop -------------------------------------------------------------------------
@@ -363,40 +380,29 @@ def humanize(
     amount: float = 1.0,
     seed: int = 0,
     swing: float | None = None,
+    fill_bars: Iterable[int] = (),
+    variation: float = 1.0,
 ) -> Pattern:
-    """Return a new, validated, humanized copy of ``pattern`` (the input is untouched).
+    """Return a humanized copy of ``pattern`` (the input is untouched).
 
-    ``amount`` (0-1, default 1) scales every effect: swing becomes ``50 + (swing - 50) * amount``,
-    ghost and articulation probabilities, velocity variation, accent and all timing offsets
-    are multiplied by it; ``amount=0`` returns the same notes. ``seed`` (default 0) makes the
-    result reproducible; ``swing`` (percent, 50-75) overrides ``params.swing`` when given.
-    Raises ``ValueError`` naming a bad ``amount``, ``seed`` or parameter.
+    ``amount`` (0-1) scales every effect: swing becomes ``50 + (swing - 50) * amount``, the ghost
+    share, articulation probabilities, velocity variation, accent and all timing offsets are
+    multiplied by it; ``amount=0`` returns the same notes. ``swing`` (percent) overrides
+    ``params.swing``. ``fill_bars`` get no added ghost notes; ``variation`` (0-1) lets the added
+    ghosts vary from one phrase to the next. ``amount`` and ``swing`` are trusted to be in range
+    (:func:`drumgen.request.resolve_request` checked them).
     """
-    amount = _check_range("amount", amount, 0.0, 1.0)
-    swing_percent = _check_range("swing", params.swing if swing is None else swing, MIN_SWING, MAX_SWING)
-    check_params(params, swing_percent)
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if amount == 0.0:
-        return replace(pattern, notes=list(pattern.notes), meta=dict(pattern.meta)).validate()
-
-    root = np.random.Generator(np.random.PCG64(seed))
-    ghost_rng, velocity_rng, timing_rng, articulation_rng = root.spawn(4)  # one stream per effect
-    notes = add_ghost_notes(pattern.notes, pattern, params.ghost_note_prob * amount, ghost_rng)
-    notes = apply_swing(notes, pattern, 50.0 + (swing_percent - 50.0) * amount)
-    notes = vary_velocity(
-        notes, pattern, params.velocity_variation * amount, velocity_rng, params.accent * amount
-    )
-    notes = apply_articulations(notes, pattern, params.articulations, articulation_rng, amount)
-    notes = apply_micro_timing(
-        notes,
-        pattern,
-        timing_rng,
-        params.micro_timing_ms * amount,
-        params.drift_ms * amount,
-        {voice: ms * amount for voice, ms in params.voice_offsets_ms.items()},
-    )
-    return pattern.with_notes(fit_to_pattern(notes, pattern)).validate()
+        return replace(pattern, notes=list(pattern.notes), meta=dict(pattern.meta))
+    swing_percent = params.swing if swing is None else swing
+    hits = [Hit(n, n.onset) for n in pattern.notes]
+    hits = add_ghost_notes(hits, pattern, params.ghost_note_prob * amount, seed, fill_bars, variation)
+    hits = apply_swing(hits, pattern, STRAIGHT_SWING + (swing_percent - STRAIGHT_SWING) * amount)
+    hits = vary_velocity(hits, pattern, params.velocity_variation * amount, seed, params.accent * amount)
+    hits = apply_articulations(hits, pattern, params.articulations, seed, amount)
+    hits = apply_micro_timing(hits, pattern, seed, params.micro_timing_ms * amount, params.drift_ms * amount,
+                              {voice: ms * amount for voice, ms in params.voice_offsets_ms.items()})
+    return pattern.with_notes(fit_to_pattern([h.note for h in hits], pattern))
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -434,7 +440,7 @@ def measure_feel(pattern: Pattern) -> dict[str, object]:
     swing = float(np.clip(100.0 * np.median(off) / t8, MIN_SWING, MAX_SWING)) if off.size else None
 
     # Distance to the nearest point of the swung 16th grid (the 8th starts and their swung off 16ths).
-    grid_off = (swing if swing is not None else 50.0) / 100.0 * t8
+    grid_off = (swing if swing is not None else STRAIGHT_SWING) / 100.0 * t8
     base = np.floor(onsets / t8) * t8
     cands = np.stack([base - t8 + grid_off, base, base + grid_off, base + t8])
     dist = onsets - cands

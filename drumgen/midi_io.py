@@ -4,7 +4,8 @@ Exported files are type 1 at 480 PPQ with two tracks:
 
 * track 0 (conductor): ``set_tempo``, ``time_signature``, one ``text`` event
   ``"key=value"`` per ``pattern.meta`` item (the generation recipe, keys sorted),
-  and the ``"drumgen bpm=<tempo>"`` marker text placed on the last bar line;
+  and a ``"drumgen bpm=<tempo>"`` marker on the last bar line (the loop end and the exact tempo,
+  which ``set_tempo``'s whole microseconds cannot hold);
 * track 1 (drums): ``track_name``, ``note_on``/``note_off`` pairs on channel 10
   (index 9).
 
@@ -12,6 +13,9 @@ Every track ends (``end_of_track``) exactly on the last bar line, so a DAW loops
 file cleanly; the marker on the loop end also gives tools that take the last event as
 the end (pretty_midi, some DAWs) the full loop length. Equal patterns give identical
 bytes. Text is written as UTF-8.
+
+Reading is :func:`read_midi`, on symusic's parser (type 0, 1 and 2 files, running status, any
+number of tracks), for uploads, the dataset and the app alike.
 """
 
 from __future__ import annotations
@@ -20,32 +24,37 @@ import io
 import logging
 import math
 import re
-from collections import defaultdict, deque
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import mido
+from symusic import Score, Track
 
-from drumgen.drum_map import GM_DRUM_CHANNEL, MAX_DRUM_PITCH, MIN_DRUM_PITCH
-from drumgen.pattern import DEFAULT_NOTE_TICKS, MAX_BARS, MIN_BARS, PPQ, Note, Pattern
+from drumgen.constants import MAX_BARS, PPQ
+from drumgen.limits import BARS
+from drumgen.pattern import Note, Pattern, clamp_velocity
+from drumgen.voices import GM_DRUM_CHANNEL, MAX_DRUM_PITCH, MIN_DRUM_PITCH
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TRACK_NAME = "Drums"
 DEFAULT_TEMPO_BPM = 120.0  # used on import when a file has no set_tempo
-DEFAULT_TIME_SIGNATURE = (4, 4)
 MAX_MIDI_BYTES = 2 * 1024 * 1024  # larger inputs are refused before parsing
 MARKER_PREFIX = "drumgen"  # marker text: "drumgen bpm=<exact tempo>"
 TEMPO_MATCH_BPM = 0.01  # the marker's exact tempo is trusted when set_tempo agrees this closely
 IMPORT_TEMPO_DECIMALS = 3  # tempo read from set_tempo alone is rounded to this many decimals
 MAX_FILENAME_STYLE_CHARS = 64
 NOTE_OFF, NOTE_ON = 0, 1  # event kinds; at equal ticks note-offs sort first
+_DRUM_NAME = re.compile(r"drum|perc|kit|beat", re.IGNORECASE)  # track names of a drum part off channel 10
 
 _MARKER_RE = re.compile(rf"^{MARKER_PREFIX} bpm=(\S+)$")
 _UNSAFE_CHARS = re.compile(r"[^a-z0-9_]+")
 
 
 class MidiImportError(ValueError):
-    """A MIDI input could not be read (not a MIDI file, empty, truncated, too large, ...)."""
+    """A MIDI input could not be read (not a MIDI file, empty, truncated, too large, no drums, not 4/4, ...)."""
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -78,14 +87,6 @@ def _utf8_text(text: str) -> str:
     return text.encode("utf-8").decode("latin-1")
 
 
-def _read_text(text: str) -> str:
-    """Undo :func:`_utf8_text`; foreign latin-1 text that is not UTF-8 is returned as is."""
-    try:
-        return text.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return text
-
-
 def _check_meta(meta: dict[str, str]) -> None:
     for key in meta:
         if not isinstance(key, str) or not key or "=" in key or "\n" in key or key.startswith(MARKER_PREFIX):
@@ -103,13 +104,15 @@ def _delta_times(track: mido.MidiTrack, timed: list[tuple[int, mido.Message | mi
         now = tick
 
 
-def pattern_to_midi(pattern: Pattern, track_name: str = DEFAULT_TRACK_NAME) -> mido.MidiFile:
+def pattern_to_midi(pattern: Pattern, track_name: str = DEFAULT_TRACK_NAME, check: bool = True) -> mido.MidiFile:
     """Build a type-1, 480-PPQ ``mido.MidiFile`` of ``pattern`` (default track name ``"Drums"``).
 
-    The pattern is validated first (``ValueError`` naming the problem). See the module
-    docstring for the layout.
+    The pattern is validated first (``ValueError`` naming the problem) unless ``check`` is False
+    (the engine validates each groove once, before it writes it). See the module docstring for the
+    layout.
     """
-    pattern.validate()
+    if check:
+        pattern.validate()
     _check_meta(pattern.meta)
     end = pattern.length_ticks
     num, den = pattern.time_signature
@@ -121,7 +124,7 @@ def pattern_to_midi(pattern: Pattern, track_name: str = DEFAULT_TRACK_NAME) -> m
     for key in sorted(pattern.meta):
         text = _utf8_text(f"{key}={pattern.meta[key]}")
         conductor.append((0, mido.MetaMessage("text", text=text)))
-    conductor.append((end, mido.MetaMessage("text", text=f"{MARKER_PREFIX} bpm={float(pattern.tempo)!r}")))
+    conductor.append((end, mido.MetaMessage("marker", text=f"{MARKER_PREFIX} bpm={float(pattern.tempo)!r}")))
 
     drums: list[tuple[int, mido.Message | mido.MetaMessage]] = [
         (0, mido.MetaMessage("track_name", name=_utf8_text(track_name)))
@@ -138,10 +141,10 @@ def pattern_to_midi(pattern: Pattern, track_name: str = DEFAULT_TRACK_NAME) -> m
     return midi
 
 
-def pattern_to_midi_bytes(pattern: Pattern, track_name: str = DEFAULT_TRACK_NAME) -> bytes:
-    """Return the Standard MIDI File bytes of ``pattern`` (default track name ``"Drums"``)."""
+def pattern_to_midi_bytes(pattern: Pattern, track_name: str = DEFAULT_TRACK_NAME, check: bool = True) -> bytes:
+    """Return the Standard MIDI File bytes of ``pattern`` (see :func:`pattern_to_midi`)."""
     buffer = io.BytesIO()
-    pattern_to_midi(pattern, track_name).save(file=buffer)
+    pattern_to_midi(pattern, track_name, check).save(file=buffer)
     return buffer.getvalue()
 
 
@@ -154,143 +157,124 @@ def write_midi(pattern: Pattern, path: str | Path, track_name: str = DEFAULT_TRA
 
 
 # --- import ---------------------------------------------------------------------------------
+@dataclass
+class MidiRead:
+    """A drum part read from a MIDI file, and what the reader had to do to it (one line each)."""
+
+    pattern: Pattern
+    notices: list[str] = field(default_factory=list)
+
+
 def _read_source(source: str | Path | bytes) -> bytes:
-    if isinstance(source, (bytes, bytearray, memoryview)):
+    if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
     else:
         path = Path(source)
         size = path.stat().st_size  # FileNotFoundError for a missing path
         if size > MAX_MIDI_BYTES:
-            raise MidiImportError(f"{path.name}: {size} bytes is larger than the {MAX_MIDI_BYTES}-byte limit")
+            raise MidiImportError(f"{path.name} is {size:,} bytes; the limit is {MAX_MIDI_BYTES:,} bytes")
         data = path.read_bytes()
     if not data:
-        raise MidiImportError("empty input: no MIDI data")
+        raise MidiImportError("the file is empty: no MIDI data")
     if len(data) > MAX_MIDI_BYTES:
-        raise MidiImportError(f"{len(data)} bytes is larger than the {MAX_MIDI_BYTES}-byte limit")
+        raise MidiImportError(f"the file is {len(data):,} bytes; the limit is {MAX_MIDI_BYTES:,} bytes")
     if not data.startswith(b"MThd"):
         raise MidiImportError("not a MIDI file: it does not start with the 'MThd' header")
     return data
 
 
-def _parse(data: bytes) -> mido.MidiFile:
-    try:
-        return mido.MidiFile(file=io.BytesIO(data))
-    except EOFError as exc:
-        raise MidiImportError("truncated MIDI file: the data ends before the file's tracks do") from exc
-    except Exception as exc:  # mido raises OSError, ValueError, KeyError, ... on bad data
-        raise MidiImportError(f"malformed MIDI file: {type(exc).__name__}: {exc}") from exc
+def read_score(source: str | Path | bytes) -> Score:
+    """Parse a Standard MIDI File (a path or its bytes, type 0, 1 or 2) with symusic.
 
-
-def _timeline(midi: mido.MidiFile) -> tuple[list[tuple[int, int, int, mido.Message]], int]:
-    """All messages as ``(absolute tick, track, index, message)`` in time order, and the end tick."""
-    timed = []
-    end = 0
-    for t, track in enumerate(midi.tracks):
-        now = 0
-        for i, msg in enumerate(track):
-            now += msg.time
-            timed.append((now, t, i, msg))
-        end = max(end, now)
-    timed.sort(key=lambda item: item[:3])
-    return timed, end
-
-
-def midi_to_pattern(source: str | Path | bytes, bars: int | None = None) -> Pattern:
-    """Read a Standard MIDI File (a path or its bytes) back into a :class:`Pattern`.
-
-    Drums are the notes on channel 10; a file with none there is read as all drums.
-    Tempo comes from the first ``set_tempo`` (default 120 BPM; the exact value from a
-    drumgen marker when it agrees), the time signature from the first ``time_signature``
-    (default 4/4), ``meta`` from ``"key=value"`` text events. Ticks are rescaled to 480 PPQ.
-    ``bars`` defaults to the end of the file rounded up to whole bars, at most
-    ``MAX_BARS`` (longer files are cut, with a warning). Notes outside the bars or the GM
-    drum range are dropped with a warning; for repeated hits of one pitch at one tick the
-    loudest is kept.
-
-    Raises ``MidiImportError`` (a ``ValueError``) for input that is not a readable MIDI
-    file, is larger than ``MAX_MIDI_BYTES``, or gives an invalid pattern;
-    ``FileNotFoundError`` for a missing path.
+    ``MidiImportError`` (a ``ValueError``) names what is wrong with a file that is too large, empty,
+    not MIDI, truncated or malformed; ``FileNotFoundError`` for a missing path.
     """
-    if bars is not None and (isinstance(bars, bool) or not isinstance(bars, int)
-                             or not MIN_BARS <= bars <= MAX_BARS):
-        raise ValueError(f"bars must be a whole number from {MIN_BARS} to {MAX_BARS}, got {bars!r}")
-    midi = _parse(_read_source(source))
-    if midi.type == 2:
-        raise MidiImportError("MIDI type 2 (independent sequences) is not supported")
-    file_ppq = midi.ticks_per_beat
-    if not file_ppq or file_ppq <= 0:
-        raise MidiImportError(f"unsupported MIDI time division {file_ppq!r} (SMPTE timing is not supported)")
+    data = _read_source(source)
+    try:
+        score = Score.from_midi(data)
+    except RuntimeError as exc:  # symusic's parser reports every malformed file this way
+        detail = str(exc).removeprefix("MiniMidi: ").split(":")[0].strip()
+        if "Division" in detail:
+            raise MidiImportError("the file uses SMPTE time code instead of beats; save it with a "
+                                  "ticks-per-beat resolution") from None
+        raise MidiImportError(f"the MIDI data is truncated or malformed ({detail})") from None
+    if score.ticks_per_quarter <= 0:
+        raise MidiImportError(f"unsupported MIDI resolution {score.ticks_per_quarter} ticks per beat")
+    return score
 
-    def rescale(tick: int) -> int:
-        return tick if file_ppq == PPQ else round(tick * PPQ / file_ppq)
 
-    timed, end_tick = _timeline(midi)
-    tempo_us: int | None = None
-    marker_bpm: float | None = None
-    time_signature: tuple[int, int] | None = None
-    meta: dict[str, str] = {}
-    ons: dict[int, list[tuple[int, int, int]]] = defaultdict(list)  # channel -> (tick, pitch, velocity)
-    open_notes: dict[tuple[int, int], deque[int]] = defaultdict(deque)  # (channel, pitch) -> on indices
-    offs: dict[tuple[int, int], int] = {}  # (channel, index in ons[channel]) -> off tick
+def score_notes(score: Score, tracks: Iterable[Track] | None = None) -> list[Note]:
+    """The notes of ``tracks`` (default: all) rescaled to 480 PPQ; velocities clamped to 1-127."""
+    scale = PPQ / score.ticks_per_quarter
+    return [Note(round(n.time * scale), n.pitch, clamp_velocity(n.velocity), max(1, round(n.duration * scale)))
+            for track in (score.tracks if tracks is None else tracks) for n in track.notes]
 
-    for tick, _track, _index, msg in timed:
-        if msg.type == "set_tempo" and tempo_us is None:
-            tempo_us = msg.tempo
-        elif msg.type == "time_signature" and time_signature is None:
-            time_signature = (msg.numerator, msg.denominator)
-        elif msg.type == "text":
-            text = _read_text(msg.text)
-            marker = _MARKER_RE.match(text)
-            if marker:
-                try:
-                    marker_bpm = float(marker.group(1))
-                except ValueError:
-                    log.warning("ignoring unreadable drumgen marker %r", text)
-            elif "=" in text:
-                key, value = text.split("=", 1)
-                if key:
-                    meta[key] = value
-        elif msg.type == "note_on" and msg.velocity > 0:
-            open_notes[msg.channel, msg.note].append(len(ons[msg.channel]))
-            ons[msg.channel].append((tick, msg.note, msg.velocity))
-        elif msg.type in ("note_off", "note_on"):  # note_on with velocity 0 is a note-off
-            pending = open_notes.get((msg.channel, msg.note))
-            if pending:
-                offs[msg.channel, pending.popleft()] = tick
 
-    # tempo: exact from the marker when set_tempo agrees, else from set_tempo
-    if tempo_us is None:
-        tempo = marker_bpm if marker_bpm is not None else DEFAULT_TEMPO_BPM
-    else:
-        file_bpm = mido.tempo2bpm(tempo_us)
-        if marker_bpm is not None and abs(marker_bpm - file_bpm) <= TEMPO_MATCH_BPM:
-            tempo = marker_bpm
-        else:
-            tempo = round(file_bpm, IMPORT_TEMPO_DECIMALS)
+def _drum_tracks(score: Score) -> list[Track]:
+    """Tracks on MIDI channel 10, else tracks named like a drum part."""
+    drums = [t for t in score.tracks if t.is_drum and len(t.notes)]
+    if drums:
+        return drums
+    return [t for t in score.tracks if len(t.notes) and _DRUM_NAME.search(t.name or "")]
 
-    # drum notes: channel 10, or every channel when channel 10 has none
-    channels = [GM_DRUM_CHANNEL] if ons.get(GM_DRUM_CHANNEL) else sorted(ons)
-    if channels and channels != [GM_DRUM_CHANNEL]:
-        log.info("no notes on MIDI channel 10; reading the notes of channels %s as drums",
-                 [c + 1 for c in channels])
-    raw: list[Note] = []
-    for channel in channels:
-        for i, (tick, pitch, velocity) in enumerate(ons[channel]):
-            off = offs.get((channel, i))
-            onset = rescale(tick)
-            duration = rescale(off) - onset if off is not None else DEFAULT_NOTE_TICKS
-            raw.append(Note(onset=onset, pitch=pitch, velocity=velocity, duration=max(1, duration)))
 
-    time_signature = time_signature or DEFAULT_TIME_SIGNATURE
-    probe = Pattern(tempo=tempo, bars=1, time_signature=time_signature)
+def _tempo(score: Score, notices: list[str]) -> float:
+    """The first tempo (exact from a drumgen marker when it agrees), with a notice if the tempo changes."""
+    if not len(score.tempos):
+        notices.append(f"the file has no tempo; using {DEFAULT_TEMPO_BPM:g} BPM")
+        return DEFAULT_TEMPO_BPM
+    first = score.tempos[0].qpm
+    if len({round(t.qpm, 3) for t in score.tempos}) > 1:
+        notices.append(f"the file changes tempo; using its first tempo, {first:.3f} BPM".replace(".000 ", " "))
+    for marker in score.markers:
+        found = _MARKER_RE.match(marker.text)
+        if found:
+            try:
+                exact = float(found.group(1))
+            except ValueError:
+                continue
+            if abs(exact - first) <= TEMPO_MATCH_BPM:
+                return exact
+    return round(first, IMPORT_TEMPO_DECIMALS)
+
+
+def read_midi(source: str | Path | bytes, bars: int | None = None) -> MidiRead:
+    """Read the drum part of a Standard MIDI File (a path or its bytes) into a 4/4 :class:`Pattern`.
+
+    The drum part is the notes on MIDI channel 10, or of tracks named like drums when no channel-10
+    notes exist; ``MidiImportError`` says so when there is neither. Tempo: the first tempo (the exact
+    value from a drumgen marker when it agrees; a notice when the file changes tempo); a meter other
+    than 4/4 is an error. ``bars`` defaults to the drumgen loop-end marker, else the last note
+    rounded up to whole bars, at most ``MAX_BARS`` (a notice when longer). Notes outside the bars or
+    the GM drum range are dropped with a notice; of repeated hits of one pitch at one tick the loudest
+    is kept. Ticks are rescaled to 480 PPQ.
+
+    Raises ``MidiImportError`` (a ``ValueError``) naming the problem; ``FileNotFoundError`` for a
+    missing path.
+    """
+    if bars is not None:
+        bars = BARS.check(bars)
+    score = read_score(source)
+    notices: list[str] = []
+    for sig in score.time_signatures:
+        if (sig.numerator, sig.denominator) != (4, 4):
+            raise MidiImportError(f"the groove is in {sig.numerator}/{sig.denominator}; only 4/4 is supported")
+    tracks = _drum_tracks(score)
+    if not tracks:
+        what = "no notes at all" if not score.note_num() else "no notes on MIDI channel 10 and no track named drums"
+        raise MidiImportError(f"the file has no drum part ({what})")
+    tempo = _tempo(score, notices)
+    raw = score_notes(score, tracks)
+    bar_ticks = 4 * PPQ
     if bars is None:
-        last = max([rescale(end_tick), *(n.onset + 1 for n in raw)])
-        bars = max(1, math.ceil(last / probe.ticks_per_bar))
+        scale = PPQ / score.ticks_per_quarter
+        loop_end = [m.time for m in score.markers if _MARKER_RE.match(m.text)]
+        last = round(loop_end[0] * scale) if loop_end else max(n.onset for n in raw) + 1
+        bars = max(1, math.ceil(last / bar_ticks))
         if bars > MAX_BARS:
-            log.warning("MIDI file is %d bars long; keeping the first %d", bars, MAX_BARS)
+            notices.append(f"the groove is {bars} bars long; keeping the first {MAX_BARS}")
             bars = MAX_BARS
-    length = probe.ticks_per_bar * bars
-
+    length = bar_ticks * bars
     notes: dict[tuple[int, int], Note] = {}
     outside = out_of_range = 0
     for note in raw:
@@ -298,25 +282,28 @@ def midi_to_pattern(source: str | Path | bytes, bars: int | None = None) -> Patt
             out_of_range += 1
         elif not 0 <= note.onset < length:
             outside += 1
-        else:
-            key = (note.onset, note.pitch)
-            if key not in notes or note.velocity > notes[key].velocity:
-                notes[key] = note
-    if outside:
-        log.warning("dropped %d note(s) outside the %s bar(s)", outside, bars)
+        elif (note.onset, note.pitch) not in notes or note.velocity > notes[note.onset, note.pitch].velocity:
+            notes[note.onset, note.pitch] = replace(note, duration=max(1, min(note.duration, length - note.onset)))
+    if outside and len(notes) and bars < MAX_BARS:
+        notices.append(f"dropped {outside} note(s) after the {bars} bar(s)")
     if out_of_range:
-        log.warning("dropped %d note(s) outside the GM drum range %d-%d",
-                    out_of_range, MIN_DRUM_PITCH, MAX_DRUM_PITCH)
-    if len(notes) < len(raw) - outside - out_of_range:
-        log.info("merged %d repeated hit(s) of one pitch at one tick",
-                 len(raw) - outside - out_of_range - len(notes))
-
-    pattern = Pattern(notes=sorted(notes.values()), tempo=tempo, bars=bars,
-                      time_signature=time_signature, meta=meta)
+        notices.append(f"dropped {out_of_range} note(s) outside the GM drum range {MIN_DRUM_PITCH}-{MAX_DRUM_PITCH}")
+    if not notes:
+        raise MidiImportError("the drum part has no notes the generator can use (GM drum notes "
+                              f"{MIN_DRUM_PITCH}-{MAX_DRUM_PITCH} inside the first {bars} bar(s))")
+    pattern = Pattern(notes=sorted(notes.values()), tempo=tempo, bars=bars)
     try:
-        return pattern.validate()
+        pattern.validate()
     except ValueError as exc:
-        raise MidiImportError(f"MIDI file does not give a valid pattern: {exc}") from exc
+        raise MidiImportError(f"the file does not give a valid groove: {exc}") from exc
+    for notice in notices:
+        log.info("MIDI import: %s", notice)
+    return MidiRead(pattern, notices)
+
+
+def midi_to_pattern(source: str | Path | bytes, bars: int | None = None) -> Pattern:
+    """The drum part of a Standard MIDI File as a :class:`Pattern` (see :func:`read_midi`)."""
+    return read_midi(source, bars).pattern
 
 
 # --- file names -----------------------------------------------------------------------------

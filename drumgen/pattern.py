@@ -9,12 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from drumgen.drum_map import MAX_DRUM_PITCH, MIN_DRUM_PITCH, PITCH_TO_VOICE
+from drumgen.constants import MAX_BARS, MAX_TEMPO, MIN_BARS, MIN_TEMPO, PPQ
+from drumgen.voices import MAX_DRUM_PITCH, MIN_DRUM_PITCH
 
-PPQ = 480  # ticks per quarter note
 DEFAULT_NOTE_TICKS = 60  # drum notes are one-shots; a 32nd-note gate keeps note-offs tidy
-MIN_TEMPO, MAX_TEMPO = 40.0, 300.0  # BPM accepted everywhere
-MIN_BARS, MAX_BARS = 1, 32
 
 
 @dataclass(frozen=True, order=True)
@@ -72,24 +70,11 @@ class Pattern:
         """Convert milliseconds to (fractional) ticks at this pattern's tempo."""
         return ms / 1000.0 / self.seconds_per_tick
 
-    def ticks_to_ms(self, ticks: float) -> float:
-        return ticks * self.seconds_per_tick * 1000.0
 
     # --- editing --------------------------------------------------------------------
-    def sorted(self) -> Pattern:
-        """Return a copy with notes ordered by onset, then pitch."""
-        return replace(self, notes=sorted(self.notes), meta=dict(self.meta))
-
     def with_notes(self, notes: list[Note]) -> Pattern:
         """Return a copy holding ``notes`` (sorted), everything else kept."""
         return replace(self, notes=sorted(notes), meta=dict(self.meta))
-
-    def bar_of(self, note: Note) -> int:
-        return note.onset // self.ticks_per_bar
-
-    def notes_in_bar(self, bar: int) -> list[Note]:
-        lo, hi = bar * self.ticks_per_bar, (bar + 1) * self.ticks_per_bar
-        return [n for n in self.notes if lo <= n.onset < hi]
 
     # --- validation -----------------------------------------------------------------
     def validate(self) -> Pattern:
@@ -123,10 +108,6 @@ class Pattern:
                 raise ValueError(f"{where}: duplicate hit of the same pitch at the same instant")
             seen.add(key)
         return self
-
-    # --- summaries ------------------------------------------------------------------
-    def voices_used(self) -> set[str]:
-        return {PITCH_TO_VOICE[n.pitch] for n in self.notes if n.pitch in PITCH_TO_VOICE}
 
 
 def clamp_velocity(velocity: float) -> int:

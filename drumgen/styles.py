@@ -4,7 +4,7 @@ A preset names its conditioning (dataset genre label and a tempo scale), its tem
 kit, default sampling settings, humanization (:class:`~drumgen.humanize.HumanizeParams`) and any
 articulations. Adding a style is adding a file; see ``styles/j_dilla.toml`` for the schema.
 
-The styles directory defaults to ``<repo>/styles`` and can be overridden with the environment
+The styles directory defaults to :data:`drumgen.resources.STYLES_DIR` and can be overridden with the environment
 variable ``DRUMGEN_STYLES_DIR`` or the ``styles_dir`` argument of every function here. A preset
 file that does not parse or validate is logged and skipped (see :func:`preset_problems`) so the
 other presets still load. Style names are only ever looked up in the loaded registry, never
@@ -23,38 +23,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drumgen.drum_map import KIT_PROGRAMS, VOICES
-from drumgen.humanize import Articulation, HumanizeParams
-from drumgen.pattern import MAX_TEMPO, MIN_TEMPO
+from drumgen.constants import (
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_K,
+    DEFAULT_TOP_P,
+    DEFAULT_VARIATION,
+    FILL_EVERY_CHOICES,
+    GENRES,
+    MAX_SWING,
+    MAX_TEMPO,
+    MIN_SWING,
+    MIN_TEMPO,
+    RETRAIN_HINT,
+)
+from drumgen.humanize import MAX_TIMING_MS, Articulation, HumanizeParams
+from drumgen.limits import TEMPERATURE, TOP_K, NumberLimit
+from drumgen.resources import CHECKPOINT_ENV, DEFAULT_CHECKPOINT, REPO_ROOT, STYLES_DIR, STYLES_DIR_ENV
+from drumgen.voices import KIT_PROGRAMS, VOICES
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_STYLES_DIR = REPO_ROOT / "styles"
-STYLES_DIR_ENV = "DRUMGEN_STYLES_DIR"
-DEFAULT_CHECKPOINT = Path("checkpoints") / "drumgen.pt"  # relative to the repo root
-CHECKPOINT_ENV = "DRUMGEN_CHECKPOINT"
-TRAIN_HINT = "train one with: python -m drumgen train --data ../shared/groove"
 
-# Genre labels of the Groove MIDI Dataset that a preset may condition on.
-GENRES: tuple[str, ...] = (
-    "rock", "funk", "jazz", "latin", "hiphop", "soul", "punk",
-    "neworleans", "afrocuban", "pop", "afrobeat", "reggae",
-)
 KINDS: tuple[str, ...] = ("producer", "genre")
 PRODUCER_ORDER: tuple[str, ...] = ("j_dilla", "metro_boomin", "questlove")  # listed first, in this order
-FILL_EVERY_CHOICES: tuple[int, ...] = (0, 2, 4, 8)
 
 DEFAULT_TEMPO_SCALE = 1.0
-DEFAULT_TEMPERATURE = 1.0
-DEFAULT_TOP_K = 0  # 0 = no top-k truncation
-DEFAULT_TOP_P = 1.0  # 1.0 = no nucleus truncation
 DEFAULT_FILL_EVERY = 0
 DEFAULT_VERSION = 1
 
-MIN_SWING, MAX_SWING = 50.0, 75.0  # percent
 MIN_TEMPO_SCALE, MAX_TEMPO_SCALE = 0.25, 4.0
-MAX_TIMING_MS = 100.0  # bound on micro-timing, drift and per-voice offsets
+MIN_PRESET_TOP_P = 0.01  # a preset keeps at least some tokens (0 would be greedy; say temperature = 0)
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _VERSIONED_RE = re.compile(r"^(?P<base>.+)_v(?P<version>\d+)$")
 _TOP_KEYS = frozenset(
@@ -92,6 +90,7 @@ class StylePreset:
     temperature: float
     top_k: int
     top_p: float
+    variation: float = DEFAULT_VARIATION
     humanize: HumanizeParams = field(default_factory=HumanizeParams)
     fill_every: int = DEFAULT_FILL_EVERY
     checkpoint: str | None = None
@@ -101,11 +100,6 @@ class StylePreset:
     def model_id(self) -> str:
         """Versioned id such as ``"j_dilla_v1"``."""
         return f"{self.id}_v{self.version}"
-
-    @property
-    def kit_program(self) -> int:
-        """GM program number of the kit (bank 128)."""
-        return KIT_PROGRAMS[self.kit]
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain JSON-serializable values (fresh copies; mutating them is safe)."""
@@ -122,6 +116,7 @@ class StylePreset:
             "temperature": self.temperature,
             "top_k": self.top_k,
             "top_p": self.top_p,
+            "variation": self.variation,
             "humanize": humanize_to_dict(self.humanize),
             "fill_every": self.fill_every,
             "checkpoint": self.checkpoint,
@@ -196,39 +191,28 @@ class _Reader:
             raise self.fail(key, f"is {value!r}; expected one of: {', '.join(choices)}")
         return value
 
-    def number(
-        self, key: str, default: float | None = None, *, lo: float | None = None, hi: float | None = None,
-        lo_open: bool = False,
-    ) -> float:
+    def number(self, key: str, default: float | None = None, *, lo: float = -math.inf,
+               hi: float = math.inf) -> float:
         if key not in self.table:
             if default is None:
                 raise self.fail(key, "is missing")
             return default
-        value = self.table[key]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, f"must be a number, got {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
-            raise self.fail(key, f"must be finite, got {value}")
-        self._check_range(key, value, lo, hi, lo_open)
-        return value
+        if isinstance(self.table[key], str):
+            raise self.fail(key, f"must be a number, got {self.table[key]!r}")
+        try:
+            return float(NumberLimit(key, lo, hi).check(self.table[key]))
+        except ValueError as exc:
+            raise self.fail(key, str(exc).removeprefix(f"{key} ")) from None
 
-    def integer(self, key: str, default: int, *, lo: int | None = None) -> int:
+    def integer(self, key: str, default: int, *, lo: float = -math.inf, hi: float = math.inf) -> int:
         if key not in self.table:
             return default
-        value = self.table[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"must be an integer, got {value!r}")
-        self._check_range(key, value, lo, None, False)
-        return value
-
-    def _check_range(self, key: str, value: float, lo: float | None, hi: float | None, lo_open: bool) -> None:
-        too_low = lo is not None and (value <= lo if lo_open else value < lo)
-        too_high = hi is not None and value > hi
-        if too_low or too_high:
-            left = "(" if lo_open else "["
-            bounds = f"{left}{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
-            raise self.fail(key, f"is {value:g}; must be in {bounds}")
+        if not isinstance(self.table[key], int) or isinstance(self.table[key], bool):
+            raise self.fail(key, f"must be an integer, got {self.table[key]!r}")
+        try:
+            return int(NumberLimit(key, lo, hi, whole=True).check(self.table[key]))
+        except ValueError as exc:
+            raise self.fail(key, str(exc).removeprefix(f"{key} ")) from None
 
 
 def _check_json_value(path: Path, where: str, value: Any) -> None:
@@ -258,7 +242,10 @@ def _read_articulations(path: Path, raw: Any) -> tuple[Articulation, ...]:
         options = {k: v for k, v in item.items() if k not in ("type", "probability")}
         for k, v in options.items():
             _check_json_value(path, f"articulations[{i}].{k}", v)
-        arts.append(Articulation(type=art_type, probability=probability, options=options))
+        try:
+            arts.append(Articulation(type=art_type, probability=probability, options=options))
+        except ValueError as exc:
+            raise StylePresetError(f"{path}: field 'articulations[{i}]' is wrong: {exc}") from None
     return tuple(arts)
 
 
@@ -285,7 +272,8 @@ def load_preset(path: str | os.PathLike[str]) -> StylePreset:
     """Parse and validate one preset file; raises ``StylePresetError`` naming the file and field.
 
     Optional fields and their defaults: ``fill_every`` 0, ``checkpoint`` none, ``version`` 1,
-    ``conditioning.tempo_scale`` 1.0, ``[sampling]`` temperature 1.0 / top_k 0 / top_p 1.0, every
+    ``conditioning.tempo_scale`` 1.0, ``[sampling]`` temperature 1.0 / top_k 50 / top_p 0.9 / variation 1.0
+    (free sampling), every
     ``[humanize]`` value (the ``HumanizeParams`` defaults; unlisted voices keep their default
     offsets), ``[[articulations]]`` none.
     """
@@ -310,7 +298,7 @@ def load_preset(path: str | os.PathLike[str]) -> StylePreset:
     tempo = r.sub("tempo")
     tempo.check_keys(frozenset({"min", "max", "default"}))
     sampling = r.sub("sampling", required=False)
-    sampling.check_keys(frozenset({"temperature", "top_k", "top_p"}))
+    sampling.check_keys(frozenset({"temperature", "top_k", "top_p", "variation"}))
 
     lo = tempo.number("min", lo=MIN_TEMPO, hi=MAX_TEMPO)
     hi = tempo.number("max", lo=MIN_TEMPO, hi=MAX_TEMPO)
@@ -341,9 +329,10 @@ def load_preset(path: str | os.PathLike[str]) -> StylePreset:
         tempo_range=(lo, hi),
         default_tempo=default_tempo,
         kit=r.choice("kit", KIT_PROGRAMS),
-        temperature=sampling.number("temperature", DEFAULT_TEMPERATURE, lo=0.0),
-        top_k=sampling.integer("top_k", DEFAULT_TOP_K, lo=0),
-        top_p=sampling.number("top_p", DEFAULT_TOP_P, lo=0.0, hi=1.0, lo_open=True),
+        temperature=sampling.number("temperature", DEFAULT_TEMPERATURE, lo=TEMPERATURE.lo, hi=TEMPERATURE.hi),
+        top_k=sampling.integer("top_k", DEFAULT_TOP_K, lo=0, hi=int(TOP_K.hi)),
+        top_p=sampling.number("top_p", DEFAULT_TOP_P, lo=MIN_PRESET_TOP_P, hi=1.0),
+        variation=sampling.number("variation", DEFAULT_VARIATION, lo=0.0, hi=1.0),
         humanize=_read_humanize(path, r.sub("humanize", required=False), articulations),
         fill_every=fill_every,
         checkpoint=r.string("checkpoint", required=False),
@@ -375,7 +364,7 @@ def _sort_key(p: StylePreset) -> tuple[int, int, str]:
 
 def _resolve_dir(styles_dir: str | os.PathLike[str] | None) -> Path:
     if styles_dir is None:
-        styles_dir = os.environ.get(STYLES_DIR_ENV) or DEFAULT_STYLES_DIR
+        styles_dir = os.environ.get(STYLES_DIR_ENV) or STYLES_DIR
     path = Path(styles_dir).expanduser().resolve()
     if not path.is_dir():
         raise FileNotFoundError(f"styles directory not found: {path} (set ${STYLES_DIR_ENV} or styles_dir)")
@@ -419,11 +408,6 @@ def _load_dir(path: str, signature: tuple[tuple[str, int, int], ...]) -> _Regist
         presets.append(preset)
     presets.sort(key=_sort_key)
     return _Registry(tuple(presets), problems, broken)
-
-
-def clear_cache() -> None:
-    """Forget loaded presets (they are also reloaded automatically when a file changes)."""
-    _load_dir.cache_clear()
 
 
 def list_styles(styles_dir: str | os.PathLike[str] | None = None) -> list[StylePreset]:
@@ -480,22 +464,48 @@ def get_style_params(name: str, styles_dir: str | os.PathLike[str] | None = None
     return humanize_to_dict(get_style(name, styles_dir).humanize)
 
 
+def shared_checkpoint() -> Path:
+    """The checkpoint every style uses unless its preset names its own: ``$DRUMGEN_CHECKPOINT``
+    (relative to the working directory) or :data:`drumgen.resources.DEFAULT_CHECKPOINT`. Raises
+    ``FileNotFoundError`` naming the path and how to make one when the file does not exist."""
+    if os.environ.get(CHECKPOINT_ENV):
+        path, source = Path(os.environ[CHECKPOINT_ENV]).expanduser().resolve(), f"checkpoint from ${CHECKPOINT_ENV}"
+    else:
+        path, source = DEFAULT_CHECKPOINT, "shared checkpoint"
+    if not path.is_file():
+        raise FileNotFoundError(f"no model: {source} {path} does not exist; {RETRAIN_HINT}")
+    return path
+
+
 def get_model_path(style_id: str, styles_dir: str | os.PathLike[str] | None = None) -> Path:
     """Checkpoint for a style (plain or versioned id, or display name): the preset's own ``checkpoint``
-    (repo-root relative) when it names one, else ``$DRUMGEN_CHECKPOINT`` (relative to the working
-    directory) or ``DEFAULT_CHECKPOINT`` (``checkpoints/drumgen.pt`` under the repo root). Raises
-    ``FileNotFoundError`` naming the path when the file does not exist."""
+    (repo-root relative) when it names one, else :func:`shared_checkpoint`. Raises ``FileNotFoundError``
+    naming the path when the file does not exist."""
     preset = get_style(style_id, styles_dir)
-    if preset.checkpoint:
-        path = Path(preset.checkpoint).expanduser()
-        path = path if path.is_absolute() else REPO_ROOT / path
-        source = f"checkpoint of style '{preset.id}'"
-    elif os.environ.get(CHECKPOINT_ENV):
-        path = Path(os.environ[CHECKPOINT_ENV]).expanduser().resolve()
-        source = f"checkpoint from ${CHECKPOINT_ENV}"
-    else:
-        path = REPO_ROOT / DEFAULT_CHECKPOINT
-        source = "shared checkpoint"
+    if not preset.checkpoint:
+        return shared_checkpoint()
+    path = Path(preset.checkpoint).expanduser()
+    path = path if path.is_absolute() else REPO_ROOT / path
     if not path.is_file():
-        raise FileNotFoundError(f"no model: {source} {path} does not exist; {TRAIN_HINT}")
+        raise FileNotFoundError(f"no model: checkpoint of style '{preset.id}' {path} does not exist; {RETRAIN_HINT}")
     return path
+
+
+class StyleRegistry:
+    """The presets of one styles folder (default: ``$DRUMGEN_STYLES_DIR`` or :data:`STYLES_DIR`), read
+    again whenever a file there changes, so adding a style to a running app is adding a file."""
+
+    def __init__(self, styles_dir: str | os.PathLike[str] | None = None) -> None:
+        self.styles_dir = styles_dir
+
+    def list(self) -> list[StylePreset]:
+        """:func:`list_styles` of this folder."""
+        return list_styles(self.styles_dir)
+
+    def get(self, name: str) -> StylePreset:
+        """:func:`get_style` in this folder."""
+        return get_style(name, self.styles_dir)
+
+    def model_path(self, name: str) -> Path:
+        """:func:`get_model_path` of a style in this folder."""
+        return get_model_path(name, self.styles_dir)

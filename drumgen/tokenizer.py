@@ -20,8 +20,9 @@ from miditok import REMI, TokenizerConfig, TokSequence
 from symusic import Note as SymNote
 from symusic import Score, Track
 
-from drumgen.drum_map import CANONICAL_PITCHES, canonical_pitch
-from drumgen.pattern import PPQ, Note, Pattern, clamp_velocity
+from drumgen.constants import GENRES, PPQ, RETRAIN_HINT
+from drumgen.pattern import Note, Pattern, clamp_velocity
+from drumgen.voices import CANONICAL_PITCHES, canonical_pitch
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,6 @@ STEPS_PER_BEAT = 24  # grid of the Position tokens: holds 16ths (6), 32nds (3) a
 TICKS_PER_STEP = PPQ // STEPS_PER_BEAT
 NUM_VELOCITY_BINS = 16  # bins of 8: five of them (<= 40) for ghost notes
 DRUM_PITCH_RANGE = (min(CANONICAL_PITCHES), max(CANONICAL_PITCHES) + 1)
-GENRES: tuple[str, ...] = (
-    "afrobeat", "afrocuban", "blues", "country", "dance", "funk", "gospel", "highlife", "hiphop",
-    "jazz", "latin", "middleeastern", "neworleans", "pop", "punk", "reggae", "rock", "soul",
-)
 # Upper edges (BPM) of the tempo bins; the last bin is open-ended.
 TEMPO_BIN_EDGES: tuple[float, ...] = (70, 80, 90, 100, 110, 120, 135, 150, 170, 200)
 BAR_KINDS: tuple[str, ...] = ("beat", "fill")
@@ -166,12 +163,11 @@ class DrumTokenizer:
             tok = cls(REMI(params=path))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"tokenizer config {path} is corrupt: {exc}") from exc
-        retrain = "retrain with: python -m drumgen train --data ../shared/groove"
         if not extra:
-            raise ValueError(f"tokenizer config {path} was not saved by drumgen (no 'drumgen' section); {retrain}")
+            raise ValueError(f"tokenizer config {path} was not saved by drumgen (no 'drumgen' section); {RETRAIN_HINT}")
         if extra.get("layout") != TOKEN_LAYOUT:
             raise ValueError(f"tokenizer config {path} uses an older token layout (separate PitchDrum and "
-                             f"Velocity tokens); {retrain}")
+                             f"Velocity tokens); {RETRAIN_HINT}")
         if extra.get("vocab_size") not in (None, len(tok)):
             raise ValueError(f"tokenizer config {path}: vocabulary size {len(tok)} != saved {extra['vocab_size']}")
         return tok

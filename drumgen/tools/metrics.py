@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from drumgen.drum_map import PITCH_TO_VOICE, STABILITY_GROUPS, VOICE_TO_STABILITY_GROUP, VOICES
 from drumgen.pattern import PPQ, Pattern
+from drumgen.voices import PITCH_TO_VOICE, STABILITY_GROUPS, VOICE_TO_STABILITY_GROUP, VOICES
 
 STEPS_PER_BAR = 16
 

@@ -1,4 +1,4 @@
-"""General MIDI drum vocabulary: note names, the nine canonical voices, and the mapping between them.
+"""General MIDI drums: the nine canonical voices, the pitches that reduce to them, and the GM kits.
 
 The Groove MIDI Dataset was recorded on a Roland kit whose extra articulations
 (e.g. hi-hat edge 22/26, tom rims 58) sit outside plain GM; every pitch the
@@ -17,25 +17,6 @@ MAX_DRUM_PITCH = 87  # highest GM2 percussion note
 KIT_PROGRAMS: dict[str, int] = {
     "standard": 0, "room": 8, "power": 16, "electronic": 24,
     "tr808": 25, "jazz": 32, "brush": 40, "orchestra": 48,
-}
-
-# GM / GM2 percussion key map, notes 27-87.
-GM_DRUM_NAMES: dict[int, str] = {
-    27: "High Q", 28: "Slap", 29: "Scratch Push", 30: "Scratch Pull", 31: "Sticks",
-    32: "Square Click", 33: "Metronome Click", 34: "Metronome Bell",
-    35: "Acoustic Bass Drum", 36: "Bass Drum 1", 37: "Side Stick", 38: "Acoustic Snare",
-    39: "Hand Clap", 40: "Electric Snare", 41: "Low Floor Tom", 42: "Closed Hi-Hat",
-    43: "High Floor Tom", 44: "Pedal Hi-Hat", 45: "Low Tom", 46: "Open Hi-Hat",
-    47: "Low-Mid Tom", 48: "Hi-Mid Tom", 49: "Crash Cymbal 1", 50: "High Tom",
-    51: "Ride Cymbal 1", 52: "Chinese Cymbal", 53: "Ride Bell", 54: "Tambourine",
-    55: "Splash Cymbal", 56: "Cowbell", 57: "Crash Cymbal 2", 58: "Vibraslap",
-    59: "Ride Cymbal 2", 60: "Hi Bongo", 61: "Low Bongo", 62: "Mute Hi Conga",
-    63: "Open Hi Conga", 64: "Low Conga", 65: "High Timbale", 66: "Low Timbale",
-    67: "High Agogo", 68: "Low Agogo", 69: "Cabasa", 70: "Maracas",
-    71: "Short Whistle", 72: "Long Whistle", 73: "Short Guiro", 74: "Long Guiro",
-    75: "Claves", 76: "Hi Wood Block", 77: "Low Wood Block", 78: "Mute Cuica",
-    79: "Open Cuica", 80: "Mute Triangle", 81: "Open Triangle", 82: "Shaker",
-    83: "Jingle Bell", 84: "Belltree", 85: "Castanets", 86: "Mute Surdo", 87: "Open Surdo",
 }
 
 # The nine canonical voices, in the order used by grids and tokens, with the GM
@@ -69,11 +50,6 @@ VOICE_TO_STABILITY_GROUP: dict[str, str] = {
     "kick": "kick", "snare": "snare", "closed_hat": "hihat", "open_hat": "hihat",
     "low_tom": "toms", "mid_tom": "toms", "high_tom": "toms", "crash": "crash", "ride": "ride",
 }
-
-
-def drum_name(pitch: int) -> str:
-    """Return the GM name of a drum pitch, or ``"Note N"`` for one outside the map."""
-    return GM_DRUM_NAMES.get(pitch, f"Note {pitch}")
 
 
 def voice_of(pitch: int) -> str | None:

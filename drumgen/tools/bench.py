@@ -10,17 +10,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from drumgen.audio import AudioUnavailableError, audio_bench
-from drumgen.generate import generate_tokens
+from drumgen.audio import AudioUnavailableError, find_soundfont, render_audio, rendered_length
+from drumgen.engine import Engine
 from drumgen.model import DrumPatternTransformer
-from drumgen.model_loader import load_bundle
-from drumgen.pipeline import GenerateRequest, generate_grooves
-from drumgen.styles import get_model_path
+from drumgen.pattern import Note, Pattern
+from drumgen.request import GenerateRequest
 
-BENCH_GENRE, BENCH_TEMPO = "funk", 100.0
+BENCH_STYLE, BENCH_TEMPO = "funk", 100.0
 DECODE_STEPS = 256  # tokens for the cache / no-cache comparison (about a 4-bar pattern)
+AUDIO_REPEATS = 5
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -53,42 +54,86 @@ def decode_tokens_per_second(model: DrumPatternTransformer, steps: int = DECODE_
     return round(steps / (time.perf_counter() - t0), 1)
 
 
-def run_bench(checkpoint: str | Path | None = None, repeats: int = 15) -> dict[str, Any]:
-    """Generation latency (4 and 16 bars, 1 and 4 variations), tokens/s with and without the
-    KV cache, full-request latency, audio real-time factor, load time and peak memory."""
-    checkpoint = Path(checkpoint) if checkpoint else get_model_path(BENCH_GENRE)
+def bench_pattern(bars: int = 16, tempo: float = 120.0) -> Pattern:
+    """A busy groove for the audio figure: 16th hats with accents and an open hat every other bar,
+    kick, backbeat and ghost snares, a crash on bar 1, onsets nudged a few ticks like a player's."""
+    rng = np.random.default_rng(0)
+    notes: dict[tuple[int, int], Note] = {}
+
+    def hit(step: int, pitch: int, velocity: int) -> None:
+        onset = max(0, step * 120 + int(rng.integers(-12, 13)))
+        notes[onset, pitch] = Note(onset, pitch, int(np.clip(velocity + rng.integers(-8, 9), 1, 127)))
+
+    for bar in range(bars):
+        base = bar * 16
+        for step in range(16):
+            if step == 14 and bar % 2:
+                hit(base + step, 46, 85)
+            else:
+                hit(base + step, 42, 95 if step % 4 == 0 else 70 if step % 2 == 0 else 50)
+        for step in (0, 7, 10):
+            hit(base + step, 36, 110)
+        for step in (4, 12):
+            hit(base + step, 38, 115)
+        for step in (6, 9, 15):
+            hit(base + step, 38, 30)
+        if bar == 0:
+            hit(0, 49, 110)
+    return Pattern(notes=sorted(notes.values()), tempo=tempo, bars=bars).validate()
+
+
+def audio_figures(bars: int = 16, tempo: float = BENCH_TEMPO, repeats: int = AUDIO_REPEATS) -> dict[str, Any]:
+    """Rendering speed of :func:`bench_pattern`: seconds of audio per second of wall time (median),
+    the first render (which loads the SoundFont unless it is loaded already) and the SoundFont."""
+    pattern = bench_pattern(bars, tempo)
     t0 = time.perf_counter()
-    model, tok, _ = load_bundle(str(checkpoint))
+    render_audio(pattern)
+    first = time.perf_counter() - t0
+    median = _median_ms(lambda: render_audio(pattern), repeats) / 1000
+    audio_seconds = rendered_length(pattern) / 44100
+    return {"bars": bars, "tempo": tempo, "notes": len(pattern.notes), "soundfont": find_soundfont().name,
+            "audio_seconds": round(audio_seconds, 3), "first_render_s": round(first, 4),
+            "render_s": round(median, 4), "realtime_factor": round(audio_seconds / median, 1)}
+
+
+def run_bench(checkpoint: str | Path | None = None, repeats: int = 15) -> dict[str, Any]:
+    """Pattern latency (4 and 16 bars, 1 and 4 variations; the funk preset's own sampling and
+    constraints, as a user gets them), tokens/s with and without the KV cache, full-request latency,
+    audio real-time factor, load time and peak memory."""
+    t0 = time.perf_counter()
+    engine = Engine.load(checkpoint)
     load_s = time.perf_counter() - t0
-    generate_tokens(model, tok, genre=BENCH_GENRE, tempo=BENCH_TEMPO, num_bars=1)  # warm-up
+    model = engine.model
+    seeds = iter(range(10**6))
+
+    def sample(bars: int, count: int) -> list[Any]:
+        return engine.sample(engine.resolve(GenerateRequest(style=BENCH_STYLE, bars=bars, tempo=BENCH_TEMPO,
+                                                            seed=next(seeds), count=count, audio=False)))
+
+    sample(1, 1)  # warm-up
     out: dict[str, Any] = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
                    f"{'cuda' if next(model.parameters()).is_cuda else 'cpu'}",
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(engine.checkpoint),
         "model_load_s": round(load_s, 3),
         "repeats": repeats,
         "generate_ms": {},
     }
-    seed = iter(range(10**6))
     for bars in (4, 16):
-        for samples in (1, 4):
+        for count in (1, 4):
             n = repeats if bars == 4 else max(3, repeats // 3)
-            out["generate_ms"][f"{bars}_bars_x{samples}"] = _median_ms(
-                lambda b=bars, s=samples: generate_tokens(model, tok, genre=BENCH_GENRE, tempo=BENCH_TEMPO,
-                                                          num_bars=b, seed=next(seed), num_samples=s), n)
-    lengths = [len(generate_tokens(model, tok, genre=BENCH_GENRE, tempo=BENCH_TEMPO, num_bars=4, seed=s)[0])
-               for s in range(5)]
-    out["tokens_per_4_bars"] = statistics.median(lengths)
+            out["generate_ms"][f"{bars}_bars_x{count}"] = _median_ms(lambda b=bars, c=count: sample(b, c), n)
+    out["tokens_per_4_bars"] = statistics.median(len(s.tokens) for _ in range(5) for s in sample(4, 1))
     cached = decode_tokens_per_second(model, use_cache=True)
     uncached = decode_tokens_per_second(model, use_cache=False)
     out["decode_tokens_per_s"] = {"kv_cache": cached, "no_cache": uncached,
                                   "speedup": round(cached / uncached, 2), "tokens": DECODE_STEPS}
     for bars in (4, 16):
-        req = GenerateRequest(style=BENCH_GENRE, bars=bars, tempo=BENCH_TEMPO, seed=1, audio=True)
+        req = GenerateRequest(style=BENCH_STYLE, bars=bars, tempo=BENCH_TEMPO, seed=1, audio=True)
         out.setdefault("request_ms", {})[f"{bars}_bars_with_audio"] = _median_ms(
-            lambda r=req: generate_grooves(r), max(3, repeats // 3))
+            lambda r=req: engine.generate(r), max(3, repeats // 3))
     try:
-        out["audio_16_bars"] = audio_bench(bars=16, tempo=BENCH_TEMPO)
+        out["audio_16_bars"] = audio_figures()
     except (AudioUnavailableError, FileNotFoundError) as exc:
         out["audio_16_bars"] = {"error": str(exc)}
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -101,7 +146,7 @@ def run_api_bench(checkpoint: str | Path | None = None, repeats: int = 7) -> dic
     and the app's resident memory afterwards."""
     from gradio_client import Client
 
-    from drumgen.loadtest import AppProcess, rss_mb
+    from drumgen.tools.loadtest import AppProcess, rss_mb
 
     env = {"DRUMGEN_CHECKPOINT": str(Path(checkpoint).resolve())} if checkpoint else {}
     with AppProcess(env=env) as app, tempfile.TemporaryDirectory() as downloads:
@@ -109,7 +154,7 @@ def run_api_bench(checkpoint: str | Path | None = None, repeats: int = 7) -> dic
         seeds = iter(range(10**6))
 
         def generate(bars: int) -> None:
-            client.predict(style=BENCH_GENRE, tempo=BENCH_TEMPO, bars=bars, seed=next(seeds), random_seed=False,
+            client.predict(style=BENCH_STYLE, tempo=BENCH_TEMPO, bars=bars, seed=next(seeds), random_seed=False,
                            api_name="/generate")
 
         generate(4)  # the first call sets up the client's session

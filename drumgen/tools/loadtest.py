@@ -26,7 +26,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from drumgen.styles import REPO_ROOT, list_styles
+from drumgen.resources import REPO_ROOT
+from drumgen.styles import list_styles
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from drumgen import __version__
-from drumgen.data import TokenizedFile, WindowSampler, contiguous_windows, tokenize_split
 from drumgen.model import DrumPatternTransformer, ModelConfig
+from drumgen.resources import CHECKPOINT_NAME
 from drumgen.tokenizer import DrumTokenizer
+from drumgen.tools.data import TokenizedFile, WindowSampler, contiguous_windows, tokenize_split
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "drumgen.pt"
 METADATA_NAME = "metadata.json"
 VALIDATION_BARS = 8  # validation windows: consecutive 8-bar pieces of every file
 

@@ -1,5 +1,7 @@
-"""Serving grooves from the web app: its temp area, how long files stay downloadable,
-gradio's cache sweep, and the warm-up before the first request.
+"""Serving grooves from the web app: the engine (retried while it cannot load), its temp area, how
+long files stay downloadable, gradio's cache sweep, and the warm-up before the first request.
+
+Nothing here runs at import: the app's ``main()`` builds these once.
 
 Temp space stays bounded under load: every request leaves a .mid and a .wav in the app's own
 folder and gradio copies each into its cache (what browsers and API clients download). Gradio
@@ -17,16 +19,18 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from drumgen.model_loader import load_bundle
-from drumgen.pipeline import GenerateRequest, Groove, generate_grooves, write_groove
+from drumgen.engine import Engine, Groove, write_groove
+from drumgen.model_loader import CheckpointError
+from drumgen.request import GenerateRequest
 
 log = logging.getLogger(__name__)
 
@@ -161,16 +165,42 @@ def install_cache_sweeper() -> None:
         gradio.route_utils.delete_files_created_by_app = sweep_gradio_cache
 
 
-def warm_up(model_paths: Iterable[str], style: str) -> str | None:
-    """Load every model once (cached per process, on the GPU when present) and make one tiny groove with
-    audio, so the first request pays no start-up cost. Returns the error, if any (the app still starts)."""
-    start = time.perf_counter()
-    try:
-        for path in set(model_paths):
-            load_bundle(path)
-        generate_grooves(GenerateRequest(style=style, bars=1, seed=0))
-    except Exception as exc:  # the UI still starts; each request then reports the problem
-        log.error("warm-up failed: %s", exc)
-        return str(exc)
-    log.info("model loaded and warmed up in %.1f s", time.perf_counter() - start)
-    return None
+class ModelUnavailableError(RuntimeError):
+    """The engine cannot be loaded (no or broken checkpoint); the message says how to fix it."""
+
+
+class EngineSource:
+    """The app's engine: loaded once; while loading fails (no or broken checkpoint) every request tries
+    again, so putting a checkpoint in place fixes a running app without a restart."""
+
+    def __init__(self, loader: Callable[[], Engine] = Engine.load) -> None:
+        self.loader = loader
+        self.engine: Engine | None = None
+        self.error: str | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Engine:
+        """The engine, or :class:`ModelUnavailableError` with the reason."""
+        if self.engine is not None:
+            return self.engine
+        with self._lock:
+            if self.engine is None:
+                try:
+                    self.engine = self.loader()
+                    self.error = None
+                except (FileNotFoundError, CheckpointError, ValueError) as exc:
+                    self.error = str(exc)
+                    raise ModelUnavailableError(self.error) from None
+        return self.engine
+
+    def warm_up(self, style: str) -> str | None:
+        """Load the engine and make one tiny groove with audio, so the first request pays no start-up
+        cost. Returns the problem, if any (the app still starts and shows it)."""
+        start = time.perf_counter()
+        try:
+            self.get().generate(GenerateRequest(style=style, bars=1, seed=0))
+        except Exception as exc:  # the UI still starts; each request then reports the problem
+            log.error("warm-up failed: %s", exc)
+            return str(exc)
+        log.info("model loaded and warmed up in %.1f s", time.perf_counter() - start)
+        return None

@@ -1,21 +1,23 @@
 """UI-only helpers for the Gradio app (``app.py``): input components whose errors name their
 field, the drum-grid picture (an inline SVG) and the feel readout (HTML).
 
-Nothing here generates music; it only formats what :func:`drumgen.pipeline.generate_grooves`
-returns. Imports gradio, so the rest of the package never imports this module.
+Nothing here generates music; it only formats what the engine returns. Imports gradio, so the
+library never imports this module.
 """
 
 from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
-from drumgen.drum_map import PITCH_TO_VOICE
-from drumgen.humanize import GHOST_MAX_VELOCITY
+from drumgen.constants import GHOST_MAX_VELOCITY
+from drumgen.limits import ChoiceLimit, NumberLimit, check_bool
 from drumgen.pattern import Pattern
+from drumgen.voices import PITCH_TO_VOICE
 
 # Grid rows top to bottom, as on a drum chart: cymbals over hats over toms over snare over kick.
 GRID_VOICES: tuple[str, ...] = (
@@ -43,7 +45,8 @@ def kit_label(kit: str) -> str:
 
 # --------------------------------------------------------------------------- field-named inputs
 class _Named:
-    """Mixin: ``preprocess`` failures raise ``gr.Error`` naming the field and its allowed values.
+    """Mixin: ``preprocess`` checks the value against its entry of :mod:`drumgen.limits` and raises
+    ``gr.Error`` naming the field and what is allowed.
 
     Gradio's own bound checks say only "Value 999 is greater than maximum value 300"; API callers
     need the field's name. ``is_template`` keeps the stock front-end component (the first base
@@ -51,48 +54,52 @@ class _Named:
     """
 
     is_template = True
-    field_name = "value"
-    unit = ""
+    limit: NumberLimit | ChoiceLimit
 
-    def named(self, field_name: str, unit: str = "") -> Any:
-        self.field_name, self.unit = field_name, unit
-        return self
+    def checked(self, payload: Any) -> Any:
+        try:
+            return self.limit.check(payload)
+        except ValueError as exc:
+            raise _field_error(str(exc)) from None
 
 
 def _field_error(message: str) -> gr.Error:
     """A bad-field answer for the caller; not a server fault, so no traceback in the log."""
     return gr.Error(message, print_exception=False)
 
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
+from gradio.events import Dependency
 
 class NamedSlider(gr.Slider, _Named):
-    """A slider whose out-of-range or non-numeric value raises ``gr.Error`` naming the field."""
+    """A slider whose range and error come from a :class:`~drumgen.limits.NumberLimit`."""
 
-    def preprocess(self, payload: Any) -> float:
-        whole = self.precision == 0
-        kind = "a whole number" if whole else "a number"
-        if not _is_number(payload) or not self.minimum <= payload <= self.maximum or (
-                whole and payload != int(payload)):
-            raise _field_error(f"{self.field_name} must be {kind} from {self.minimum:g} to {self.maximum:g}"
-                               f"{self.unit}, got {payload!r}")
-        return super().preprocess(payload)
+    def __init__(self, limit: NumberLimit, **kwargs: Any) -> None:
+        self.limit = limit
+        kwargs.setdefault("precision", 0 if limit.whole else None)
+        super().__init__(limit.lo, limit.hi, **kwargs)
+
+    def preprocess(self, payload: Any) -> float | int:
+        return self.checked(payload)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
 
 
 class NamedNumber(gr.Number, _Named):
-    """A number box (empty allowed) whose out-of-range value raises ``gr.Error`` naming the field."""
+    """A number box (empty allowed: ``None``) checked against a :class:`~drumgen.limits.NumberLimit`."""
+
+    def __init__(self, limit: NumberLimit, **kwargs: Any) -> None:
+        self.limit = limit
+        super().__init__(minimum=limit.lo, maximum=limit.hi, precision=0 if limit.whole else None, **kwargs)
 
     def preprocess(self, payload: Any) -> float | int | None:
-        if payload is None:
-            return None
-        lo = -math.inf if self.minimum is None else self.minimum
-        hi = math.inf if self.maximum is None else self.maximum
-        if not _is_number(payload) or not lo <= payload <= hi or (self.precision == 0 and payload != int(payload)):
-            top = "2^63-1" if hi >= 2**63 - 1 else f"{hi:g}"
-            raise _field_error(f"{self.field_name} must be a whole number from {lo:g} to {top}, got {payload!r}")
-        return int(payload) if self.precision == 0 else super().preprocess(payload)
+        return None if payload is None else self.checked(payload)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
 
 
 class NamedDropdown(gr.Dropdown, _Named):
@@ -102,20 +109,45 @@ class NamedDropdown(gr.Dropdown, _Named):
     and raises ``ValueError`` with its own message for unknown ones.
     """
 
-    resolve: Any = None
+    def __init__(self, limit: ChoiceLimit, resolve: Callable[[str], Any] | None = None, **kwargs: Any) -> None:
+        self.limit = limit
+        self.resolve = resolve
+        super().__init__(**kwargs)
 
     def preprocess(self, payload: Any) -> Any:
         values = [value for _, value in self.choices]
-        if payload not in values:
-            if self.resolve is not None and isinstance(payload, str):
-                try:
-                    payload = self.resolve(payload)
-                except ValueError as exc:
-                    raise _field_error(str(exc)) from None
-            if payload not in values:
-                shown = ", ".join(map(str, values))
-                raise _field_error(f"{self.field_name} must be one of: {shown}; got {payload!r}")
-        return super().preprocess(payload)
+        if payload in values and not isinstance(payload, bool):
+            return payload
+        if self.resolve is not None and isinstance(payload, str):
+            try:
+                return self.resolve(payload)
+            except ValueError as exc:
+                raise _field_error(str(exc)) from None
+        return self.checked(payload)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+class StrictCheckbox(gr.Checkbox, _Named):
+    """A checkbox that takes only true or false (gradio would read ``"false"`` or ``2`` as true)."""
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        self.field = name
+        super().__init__(**kwargs)
+
+    def preprocess(self, payload: Any) -> bool:
+        try:
+            return check_bool(self.field, payload)
+        except ValueError as exc:
+            raise _field_error(str(exc)) from None
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
 
 
 # --------------------------------------------------------------------------- drum grid

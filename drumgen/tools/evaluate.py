@@ -14,12 +14,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import random
 import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,24 +24,28 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from drumgen.data import TokenizedFile, contiguous_windows, tokenize_split
+from drumgen.constants import DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P
+from drumgen.engine import Engine
 from drumgen.generate import generate_pattern
-from drumgen.metrics import bar_features, mean_stability
 from drumgen.midi_io import midi_to_pattern
-from drumgen.model_loader import load_bundle
 from drumgen.pattern import Pattern
-from drumgen.pipeline import GenerateRequest, generate_grooves
-from drumgen.sampling import DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P
-from drumgen.styles import GENRES as PRESET_GENRES
-from drumgen.styles import CHECKPOINT_ENV, get_model_path, list_styles
+from drumgen.request import GenerateRequest
+from drumgen.styles import list_styles
 from drumgen.tokenizer import DrumTokenizer
-from drumgen.train import VALIDATION_BARS, sequence_nll
+from drumgen.tools.data import TokenizedFile, contiguous_windows, tokenize_split
+from drumgen.tools.metrics import bar_features, mean_stability
+from drumgen.tools.train import VALIDATION_BARS, sequence_nll
 
 log = logging.getLogger(__name__)
 
 STABILITY_BARS = 16
 GENRE_SAMPLES = 12  # 4-bar samples per genre for the genre-consistency figure
 GENRE_SAMPLE_BARS = 4
+
+
+def genre_presets() -> tuple[str, ...]:
+    """The genres the shipped genre presets condition on."""
+    return tuple(dict.fromkeys(p.genre for p in list_styles() if p.kind == "genre"))
 
 
 def preset_sampling(genre: str) -> dict[str, Any]:
@@ -109,9 +110,10 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
     """All quality figures as a JSON-ready dict (defaults: validation split, 1000 validity
     samples, 60 16-bar stability samples, seed 0)."""
     started = time.time()
-    checkpoint = Path(checkpoint) if checkpoint else get_model_path("rock")
-    model, tok, meta = load_bundle(str(checkpoint))
-    report: dict[str, Any] = {"checkpoint": str(checkpoint), "split": split,
+    engine = Engine.load(checkpoint)
+    model, tok, meta = engine.model, engine.tokenizer, engine.metadata
+    preset_genres = genre_presets()
+    report: dict[str, Any] = {"checkpoint": str(engine.checkpoint), "split": split,
                               "model_version": meta.get("version"), "parameters": model.num_parameters()}
     files = tokenize_split(data_dir, split, tok)
     if not files:
@@ -127,13 +129,12 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
     log.info("NLL %.4f over %d tokens", nll, count)
 
     # 2. validity of samples over random styles and controls, through the whole pipeline
-    with _checkpoint_for_every_style(checkpoint):
-        report["validity"] = _validity(samples, seed)
+    report["validity"] = _validity(engine, samples, seed)
     log.info("validity %s", report["validity"])
 
     # 3. stability of 16-bar samples, beside the data's own
     rng = random.Random(seed)
-    genres = tuple(g for g in PRESET_GENRES if any(f.genre == g for f in files))
+    genres = tuple(g for g in preset_genres if any(f.genre == g for f in files))
     generated = []
     per_call = 6
     for i in range(0, stability_samples, per_call):
@@ -152,10 +153,10 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
 
     # 4. genre consistency: classifier on train bars, real split bars vs generated bars
     train_files = files if split == "train" else tokenize_split(data_dir, "train", tok)
-    x_train, y_train = _real_bars(train_files, tok, PRESET_GENRES)
-    clf = GenreClassifier(PRESET_GENRES, seed=seed).fit(x_train, y_train)
-    x_real, y_real = _real_bars(files, tok, PRESET_GENRES)
-    real_acc = _per_genre_accuracy(clf.predict(x_real), y_real, PRESET_GENRES)
+    x_train, y_train = _real_bars(train_files, tok, preset_genres)
+    clf = GenreClassifier(preset_genres, seed=seed).fit(x_train, y_train)
+    x_real, y_real = _real_bars(files, tok, preset_genres)
+    real_acc = _per_genre_accuracy(clf.predict(x_real), y_real, preset_genres)
     gen_feats, gen_labels = [], []
     for genre in real_acc:
         bpm = statistics.median(f.bpm for f in train_files if f.genre == genre)
@@ -163,15 +164,15 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
                                 num_samples=GENRE_SAMPLES, **preset_sampling(genre))
         for p in pats:
             gen_feats.append(bar_features(p))
-            gen_labels += [PRESET_GENRES.index(genre)] * p.bars
+            gen_labels += [preset_genres.index(genre)] * p.bars
     x_gen, y_gen = np.concatenate(gen_feats), np.array(gen_labels)
-    gen_acc = _per_genre_accuracy(clf.predict(x_gen), y_gen, PRESET_GENRES)
+    gen_acc = _per_genre_accuracy(clf.predict(x_gen), y_gen, preset_genres)
     report["genre"] = {
         "classifier": "softmax regression on per-bar features, trained on the train split's beat bars",
         "sampling": "each genre preset's temperature, top-k and top-p",
         "real_balanced_accuracy": round(float(np.mean(list(real_acc.values()))), 3),
         "generated_balanced_accuracy": round(float(np.mean([gen_acc[g] for g in real_acc])), 3),
-        "chance": round(1 / len(PRESET_GENRES), 3),
+        "chance": round(1 / len(preset_genres), 3),
         "per_genre": {g: {"real": real_acc[g], "generated": gen_acc[g]} for g in real_acc},
     }
     log.info("genre %s", report["genre"])
@@ -179,22 +180,7 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
     return report
 
 
-@contextmanager
-def _checkpoint_for_every_style(checkpoint: Path) -> Iterator[None]:
-    """The pipeline runs the evaluated checkpoint (``$DRUMGEN_CHECKPOINT``) while inside (for
-    every style that does not name its own checkpoint in its preset; the shipped ones do not)."""
-    saved = os.environ.get(CHECKPOINT_ENV)
-    os.environ[CHECKPOINT_ENV] = str(checkpoint.resolve())
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(CHECKPOINT_ENV, None)
-        else:
-            os.environ[CHECKPOINT_ENV] = saved
-
-
-def _validity(samples: int, seed: int) -> dict[str, Any]:
+def _validity(engine: Engine, samples: int, seed: int) -> dict[str, Any]:
     """Generate ``samples`` grooves over random styles and controls; count the valid (and not
     silent) ones."""
     rng = random.Random(seed)
@@ -210,7 +196,7 @@ def _validity(samples: int, seed: int) -> dict[str, Any]:
                               top_k=rng.choice([0, 1, 10, 50, 500]), top_p=rng.choice([0.0, 0.5, 0.9, 1.0]),
                               humanize=rng.random(), fill_every=rng.choice([0, 2, 4, 8]), audio=False)
         try:
-            grooves = generate_grooves(req)
+            grooves = engine.generate(req)
         except Exception as exc:  # an invalid sample is the figure being measured
             problems.append(f"{req}: {exc}")
             total += count

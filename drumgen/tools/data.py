@@ -15,10 +15,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from symusic import Score
-
-from drumgen.pattern import PPQ, Note, Pattern
-from drumgen.tokenizer import GENRES, DrumTokenizer, genre_of, quantize_pattern
+from drumgen.constants import GENRES, PPQ
+from drumgen.midi_io import read_score, score_notes
+from drumgen.pattern import Pattern
+from drumgen.tokenizer import DrumTokenizer, genre_of, quantize_pattern
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,7 @@ def read_info(data_dir: str | Path, split: str | None = None) -> list[dict[str, 
 
 def load_pattern(path: str | Path, bpm: float) -> Pattern:
     """A dataset MIDI file as a Pattern at ``bpm`` (ticks rescaled to 480 PPQ), all bars kept."""
-    score = Score(str(path))
-    scale = PPQ / score.ticks_per_quarter
-    notes = [Note(round(n.time * scale), n.pitch, max(1, min(127, n.velocity)))
-             for track in score.tracks for n in track.notes]
+    notes = score_notes(read_score(path))
     last = max((n.onset for n in notes), default=0)
     # a hit a hair before the next bar line belongs to that bar: keep room for it
     bars = max(1, math.ceil((last + PPQ // 8) / (4 * PPQ)))

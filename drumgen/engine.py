@@ -1,0 +1,239 @@
+"""The engine: one request, end to end, as stages with plain inputs and outputs.
+
+An :class:`Engine` holds what every request needs (the model, its tokenizer and grammar, the style
+registry), is built once per process, and is passed to the CLI, the app and the tools::
+
+    request -> resolve -> sample (quantized patterns) -> finish (feel, MIDI bytes, summary) -> render
+
+:meth:`Engine.generate` runs them all. An uploaded groove enters at :meth:`Engine.finish` (to be
+humanized) or as a prompt or fixed hits to :meth:`Engine.sample`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from drumgen import __version__
+from drumgen.audio import AudioUnavailableError, render_audio, write_audio
+from drumgen.constants import DEFAULT_SAMPLE_RATE
+from drumgen.constraints import Constraint, FillBars, LoopLean, grammar_for
+from drumgen.generate import MAX_SAMPLES, sample_tokens
+from drumgen.humanize import humanize, measure_feel
+from drumgen.midi_io import pattern_filename, pattern_to_midi_bytes
+from drumgen.model import DrumPatternTransformer
+from drumgen.model_loader import load_bundle
+from drumgen.pattern import Note, Pattern
+from drumgen.request import GenerateRequest, ResolvedRequest, resolve_request
+from drumgen.styles import StylePreset, StyleRegistry, shared_checkpoint
+from drumgen.tokenizer import DrumTokenizer
+
+log = logging.getLogger(__name__)
+
+HUMANIZE_SEED_SALT = 0x5EED  # humanization draws from seed ^ salt, apart from the model's draws
+
+
+@dataclass
+class Sampled:
+    """One variation as the model played it: the quantized pattern (at the output's bars and tempo),
+    its new tokens and its seed."""
+
+    pattern: Pattern
+    tokens: list[int]
+    seed: int
+
+
+@dataclass
+class Groove:
+    """One finished variation: the humanized pattern, its MIDI bytes, audio and a summary."""
+
+    pattern: Pattern
+    quantized: Pattern
+    midi: bytes
+    filename: str
+    seed: int
+    summary: dict[str, Any]
+    audio: np.ndarray | None = None
+    sample_rate: int = DEFAULT_SAMPLE_RATE
+    audio_error: str | None = None
+    notices: list[str] = field(default_factory=list)
+
+
+def stretch(pattern: Pattern, factor: int, bars: int, tempo: float) -> Pattern:
+    """A pattern played ``factor`` times slower in the grid (half-time feel), cut to ``bars``.
+
+    When the cut leaves the last bar silent, that bar takes the cut-off rest of its generated
+    bar instead (so a 1-bar half-time groove is never silent: every generated bar has a hit).
+    """
+    out = Pattern(tempo=tempo, bars=bars, meta=dict(pattern.meta))
+    notes = [Note(n.onset * factor, n.pitch, n.velocity, n.duration) for n in pattern.notes]
+    bar_ticks, end = out.ticks_per_bar, out.length_ticks
+    kept = [n for n in notes if n.onset < end]
+    for k in range(1, factor):
+        if any(n.onset >= end - bar_ticks for n in kept):
+            break
+        shift = k * bar_ticks
+        kept += [replace(n, onset=n.onset - shift) for n in notes if end - bar_ticks <= n.onset - shift < end]
+    return out.with_notes(kept)
+
+
+def half_time_factor(preset: StylePreset) -> int:
+    """How many output bars one generated bar spans (2 for a half-time preset, else 1)."""
+    return max(1, round(1 / preset.tempo_scale)) if preset.tempo_scale < 1 else 1
+
+
+class Engine:
+    """The model, its tokenizer and grammar, and the style registry, with the stages of a request."""
+
+    def __init__(self, model: DrumPatternTransformer, tokenizer: DrumTokenizer, metadata: dict[str, Any],
+                 checkpoint: Path, styles: StyleRegistry | None = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.grammar = grammar_for(tokenizer)
+        self.metadata = metadata
+        self.checkpoint = Path(checkpoint)
+        self.styles = styles or StyleRegistry()
+
+    @classmethod
+    def load(cls, checkpoint: str | Path | None = None, device: str | None = None,
+             styles_dir: str | Path | None = None) -> Engine:
+        """The engine of ``checkpoint`` (default: :func:`drumgen.styles.shared_checkpoint`), on CUDA when
+        present. ``FileNotFoundError`` / :class:`~drumgen.model_loader.CheckpointError` say what is wrong."""
+        path = Path(checkpoint) if checkpoint else shared_checkpoint()
+        model, tokenizer, metadata = load_bundle(str(path), device)
+        return cls(model, tokenizer, metadata, path, StyleRegistry(styles_dir))
+
+    # --- stage 1 ------------------------------------------------------------------------------------
+    def resolve(self, request: GenerateRequest) -> ResolvedRequest:
+        """Check the request once and fill it from its preset (``ValueError`` names a bad field)."""
+        return resolve_request(request, self.styles)
+
+    # --- stage 2 ------------------------------------------------------------------------------------
+    def bundle_for(self, preset: StylePreset) -> tuple[DrumPatternTransformer, DrumTokenizer, dict[str, Any]]:
+        """The model a preset plays on: its own checkpoint when it names one, else the engine's."""
+        if preset.checkpoint:
+            return load_bundle(str(self.styles.model_path(preset.id)))
+        return self.model, self.tokenizer, self.metadata
+
+    def constraints(self, plan: ResolvedRequest, gen_fills: set[int]) -> list[Constraint]:
+        """The constraints every sample of ``plan`` follows after the grammar: fill bars, the loop lean."""
+        vocab = self.grammar.vocab
+        rules: list[Constraint] = [FillBars(vocab, gen_fills)]
+        if plan.variation < 1.0:
+            rules.append(LoopLean(vocab, plan.variation, gen_fills))
+        return rules
+
+    def sample(self, plan: ResolvedRequest, extra: Sequence[Constraint] = (),
+               prompt: list[int] | None = None) -> list[Sampled]:
+        """Quantized patterns from the model, one per variation of ``plan``.
+
+        A half-time preset is conditioned on a fraction of the tempo and each generated bar spread
+        over several output bars. ``extra`` constraints (e.g. fixed hits) apply after the plan's own;
+        ``prompt`` (a conditioned token sequence) is continued instead of starting fresh.
+        """
+        preset = plan.preset
+        model, tokenizer, _ = self.bundle_for(preset)
+        factor = half_time_factor(preset)
+        gen_bars = math.ceil(plan.bars / factor)
+        gen_fills = {b // factor for b in plan.fill_bars}
+        prefix = prompt or tokenizer.prefix(preset.genre, plan.tempo / factor)
+        rules = [*self.constraints(plan, gen_fills), *extra]
+        seeds = plan.seeds
+        states = []
+        for start in range(0, len(seeds), MAX_SAMPLES):
+            chunk = seeds[start:start + MAX_SAMPLES]
+            try:
+                states += sample_tokens(model, tokenizer, prefix, gen_bars, plan.sampling, chunk, rules)
+            except torch.cuda.OutOfMemoryError:
+                log.warning("CUDA out of memory while generating; retrying on the CPU")
+                torch.cuda.empty_cache()
+                model = model.to("cpu")
+                states += sample_tokens(model, tokenizer, prefix, gen_bars, plan.sampling, chunk, rules)
+        out = []
+        for state, seed in zip(states, seeds, strict=True):
+            pattern = tokenizer.decode(state.tokens, bars=gen_bars, tempo=plan.tempo)
+            if factor > 1:
+                pattern = stretch(pattern, factor, plan.bars, plan.tempo)
+            out.append(Sampled(pattern, state.tokens, seed))
+        return out
+
+    # --- stage 3 ------------------------------------------------------------------------------------
+    def model_version(self, preset: StylePreset) -> str:
+        return f"{preset.model_id}/drumgen-{self.bundle_for(preset)[2].get('version', __version__)}"
+
+    def finish(self, plan: ResolvedRequest, sampled: Sequence[Sampled]) -> list[Groove]:
+        """Each quantized pattern with the style's feel, its recipe, MIDI bytes and measured feel."""
+        preset = plan.preset
+        settings = plan.settings()
+        version = self.model_version(preset)
+        grooves = []
+        for one in sampled:
+            recipe = {"style": preset.id, "seed": str(one.seed), "tempo": f"{plan.tempo:g}", "bars": str(plan.bars),
+                      "model": version, **{k: str(v) for k, v in settings.items()}}
+            quantized = replace(one.pattern, meta=recipe)
+            pattern = humanize(quantized, preset.humanize, amount=plan.humanize, seed=one.seed ^ HUMANIZE_SEED_SALT,
+                               swing=plan.swing, fill_bars=plan.fill_bars, variation=plan.variation)
+            pattern = replace(pattern, meta=recipe).validate()  # the one check of the finished groove
+            filename = pattern_filename(preset.id, plan.tempo, plan.bars, one.seed)
+            summary = {
+                "style": preset.id, "style_name": preset.name, "tempo": plan.tempo, "bars": plan.bars,
+                "seed": one.seed, "settings": settings, "model_version": version, "file": filename,
+                "notes": len(pattern.notes), "feel": measure_feel(pattern),
+            }
+            grooves.append(Groove(pattern, quantized, pattern_to_midi_bytes(pattern, check=False), filename,
+                                  one.seed, summary, sample_rate=plan.sample_rate))
+        return grooves
+
+    # --- stage 4 ------------------------------------------------------------------------------------
+    def render(self, plan: ResolvedRequest, grooves: Sequence[Groove]) -> None:
+        """Add audio to each groove; audio that cannot be made leaves a notice (the MIDI is kept)."""
+        for groove in grooves:
+            try:
+                groove.audio = render_audio(groove.pattern, kit=plan.kit, sample_rate=plan.sample_rate)
+            except (AudioUnavailableError, FileNotFoundError, OSError, RuntimeError) as exc:
+                groove.audio_error = f"audio could not be rendered ({exc}); the MIDI file is fine"
+                groove.notices.append(groove.audio_error)
+                log.warning("%s", groove.audio_error)
+
+    def generate(self, request: GenerateRequest) -> list[Groove]:
+        """``request.count`` humanized grooves with MIDI bytes and (unless ``audio=False``) audio.
+
+        Raises ``ValueError`` naming the field for bad input.
+        """
+        plan = self.resolve(request)
+        grooves = self.finish(plan, self.sample(plan))
+        if plan.audio:
+            self.render(plan, grooves)
+        return grooves
+
+
+def write_groove(groove: Groove, out_dir: str | Path, audio_format: str = "ogg") -> dict[str, str]:
+    """Write a groove's ``.mid`` (and audio when it has some) into ``out_dir``; return the paths.
+
+    An audio file that cannot be written (disk full, read-only) is left out with a notice in
+    ``groove.audio_error``; the MIDI file is kept. ``OSError`` when the MIDI cannot be written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"midi": str(out / groove.filename)}
+    (out / groove.filename).write_bytes(groove.midi)
+    if groove.audio is not None:
+        audio_path = out / (Path(groove.filename).stem + f".{audio_format}")
+        try:
+            write_audio(groove.audio, audio_path, groove.sample_rate)
+        except (OSError, RuntimeError) as exc:  # disk full / read-only (soundfile's errors are RuntimeErrors)
+            with contextlib.suppress(OSError):  # a partial file, where the file system still lets us
+                audio_path.unlink(missing_ok=True)
+            groove.audio_error = f"audio could not be written ({exc}); the MIDI file is fine"
+            groove.notices.append(groove.audio_error)
+            log.warning("%s", groove.audio_error)
+        else:
+            paths["audio"] = str(audio_path)
+    return paths

@@ -1,0 +1,332 @@
+"""UI-only helpers for the Gradio app (``app.py``): input components whose errors name their
+field, the drum-grid picture (an inline SVG) and the feel readout (HTML).
+
+Nothing here generates music; it only formats what the engine returns. Imports gradio, so the
+library never imports this module.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from drumgen.constants import GHOST_MAX_VELOCITY
+from drumgen.limits import ChoiceLimit, NumberLimit, check_bool
+from drumgen.pattern import Pattern
+from drumgen.voices import PITCH_TO_VOICE
+
+# Grid rows top to bottom, as on a drum chart: cymbals over hats over toms over snare over kick.
+GRID_VOICES: tuple[str, ...] = (
+    "crash", "ride", "open_hat", "closed_hat", "high_tom", "mid_tom", "low_tom", "snare", "kick",
+)
+VOICE_LABELS: dict[str, str] = {
+    "crash": "Crash", "ride": "Ride", "open_hat": "Open hat", "closed_hat": "Hi-hat", "high_tom": "High tom",
+    "mid_tom": "Mid tom", "low_tom": "Low tom", "snare": "Snare", "kick": "Kick", "other": "Other",
+}
+KIT_LABELS: dict[str, str] = {"tr808": "TR-808"}  # others are their id, capitalized
+ALWAYS_SHOWN = ("closed_hat", "snare", "kick")  # rows drawn even when empty
+BARS_PER_LINE = 4  # longer grooves wrap onto further lines
+
+# SVG geometry (user units; the picture scales to its container)
+LABEL_W, STEP_W, ROW_H, LINE_GAP, HEAD_H = 64, 12, 19, 14, 15
+HIT_COLOR, GHOST_COLOR = "#f97316", "#8b5cf6"  # orange accents, violet ghost notes
+MIN_OPACITY = 0.3  # velocity 1 -> 0.3, velocity 127 -> 1.0
+OFFSET_SCALE_MS = 30.0  # the feel readout's offset bars span -30..+30 ms
+
+
+def kit_label(kit: str) -> str:
+    """Display name of a GM kit id: ``"tr808"`` -> ``"TR-808"``, ``"room"`` -> ``"Room"``."""
+    return KIT_LABELS.get(kit, kit.title())
+
+
+# --------------------------------------------------------------------------- field-named inputs
+class _Named:
+    """Mixin: ``preprocess`` checks the value against its entry of :mod:`drumgen.limits` and raises
+    ``gr.Error`` naming the field and what is allowed.
+
+    Gradio's own bound checks say only "Value 999 is greater than maximum value 300"; API callers
+    need the field's name. ``is_template`` keeps the stock front-end component (the first base
+    class names it, so the gradio component must come first in the bases).
+    """
+
+    is_template = True
+    limit: NumberLimit | ChoiceLimit
+
+    def checked(self, payload: Any) -> Any:
+        try:
+            return self.limit.check(payload)
+        except ValueError as exc:
+            raise _field_error(str(exc)) from None
+
+
+def _field_error(message: str) -> gr.Error:
+    """A bad-field answer for the caller; not a server fault, so no traceback in the log."""
+    return gr.Error(message, print_exception=False)
+
+
+class NamedSlider(gr.Slider, _Named):
+    """A slider whose range and error come from a :class:`~drumgen.limits.NumberLimit`."""
+
+    def __init__(self, limit: NumberLimit, **kwargs: Any) -> None:
+        self.limit = limit
+        kwargs.setdefault("precision", 0 if limit.whole else None)
+        super().__init__(limit.lo, limit.hi, **kwargs)
+
+    def preprocess(self, payload: Any) -> float | int:
+        return self.checked(payload)
+
+
+class NamedNumber(gr.Number, _Named):
+    """A number box (empty allowed: ``None``) checked against a :class:`~drumgen.limits.NumberLimit`."""
+
+    def __init__(self, limit: NumberLimit, **kwargs: Any) -> None:
+        self.limit = limit
+        super().__init__(minimum=limit.lo, maximum=limit.hi, precision=0 if limit.whole else None, **kwargs)
+
+    def preprocess(self, payload: Any) -> float | int | None:
+        return None if payload is None else self.checked(payload)
+
+
+class NamedDropdown(gr.Dropdown, _Named):
+    """A dropdown whose unknown value raises ``gr.Error`` naming the field and the choices.
+
+    ``resolve`` (optional) maps other spellings to a choice (e.g. a style's display name to its id)
+    and raises ``ValueError`` with its own message for unknown ones.
+    """
+
+    def __init__(self, limit: ChoiceLimit, resolve: Callable[[str], Any] | None = None, **kwargs: Any) -> None:
+        self.limit = limit
+        self.resolve = resolve
+        super().__init__(**kwargs)
+
+    def preprocess(self, payload: Any) -> Any:
+        values = [value for _, value in self.choices]
+        if payload in values and not isinstance(payload, bool):
+            return payload
+        if self.resolve is not None and isinstance(payload, str):
+            try:
+                return self.resolve(payload)
+            except ValueError as exc:
+                raise _field_error(str(exc)) from None
+        return self.checked(payload)
+
+
+class StrictCheckbox(gr.Checkbox, _Named):
+    """A checkbox that takes only true or false (gradio would read ``"false"`` or ``2`` as true)."""
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        self.field = name
+        super().__init__(**kwargs)
+
+    def preprocess(self, payload: Any) -> bool:
+        try:
+            return check_bool(self.field, payload)
+        except ValueError as exc:
+            raise _field_error(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- drum grid
+def _voice(pitch: int) -> str:
+    return PITCH_TO_VOICE.get(pitch, "other")
+
+
+def drum_grid_svg(pattern: Pattern, bars_per_line: int = BARS_PER_LINE) -> str:
+    """The pattern as an inline SVG: one row per voice, one column per 16th step.
+
+    Each hit is drawn where it is played (so swing and micro-timing show as leans off the
+    grid lines); shade follows velocity; ghost notes (velocity <= 40) are violet rings.
+    """
+    t16 = pattern.ticks_per_16th
+    steps_per_bar = pattern.ticks_per_bar // t16
+    used = {_voice(n.pitch) for n in pattern.notes}
+    rows = [v for v in (*GRID_VOICES, "other") if v in used or v in ALWAYS_SHOWN]
+    row_of = {v: i for i, v in enumerate(rows)}
+    per_line = max(1, min(bars_per_line, pattern.bars))
+    lines = math.ceil(pattern.bars / per_line)
+    line_steps = per_line * steps_per_bar
+    line_h = HEAD_H + len(rows) * ROW_H
+    width = LABEL_W + line_steps * STEP_W + 4
+    height = lines * line_h + (lines - 1) * LINE_GAP + 2
+    grid_line = "var(--border-color-primary, #d4d4d8)"
+    text = "var(--body-text-color-subdued, #71717a)"
+
+    out: list[str] = [
+        f'<svg class="drum-grid" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'style="width:100%;max-width:{width * 1.4:.0f}px;height:auto;display:block;margin:0 auto" '
+        f'role="img" aria-label="Drum grid: {pattern.bars} bars, {len(pattern.notes)} hits" '
+        'font-family="ui-sans-serif, system-ui, sans-serif">'
+    ]
+    for line in range(lines):
+        top = line * (line_h + LINE_GAP)
+        grid_top = top + HEAD_H
+        bars_here = min(per_line, pattern.bars - line * per_line)
+        x_end = LABEL_W + bars_here * steps_per_bar * STEP_W
+        for r, voice in enumerate(rows):  # row bands and labels
+            y = grid_top + r * ROW_H
+            if r % 2 == 0:
+                out.append(f'<rect x="{LABEL_W}" y="{y}" width="{x_end - LABEL_W}" height="{ROW_H}" '
+                           'fill="currentColor" fill-opacity="0.045"/>')
+            out.append(f'<text x="{LABEL_W - 7}" y="{y + ROW_H * 0.7:.1f}" font-size="11.5" text-anchor="end" '
+                       f'fill="{text}">{VOICE_LABELS[voice]}</text>')
+        for s in range(bars_here * steps_per_bar + 1):  # 16th, beat and bar lines
+            x = LABEL_W + s * STEP_W
+            if s % steps_per_bar == 0:
+                weight, opacity = 1.4, 1.0
+            elif s % (steps_per_bar // pattern.time_signature[0] or 1) == 0:
+                weight, opacity = 0.8, 0.9
+            else:
+                weight, opacity = 0.5, 0.45
+            out.append(f'<line x1="{x}" y1="{grid_top}" x2="{x}" y2="{grid_top + len(rows) * ROW_H}" '
+                       f'stroke="{grid_line}" stroke-width="{weight}" stroke-opacity="{opacity}"/>')
+        for b in range(bars_here):  # bar numbers
+            x = LABEL_W + b * steps_per_bar * STEP_W + 3
+            out.append(f'<text x="{x}" y="{top + HEAD_H - 4}" font-size="10.5" fill="{text}">'
+                       f'{line * per_line + b + 1}</text>')
+
+    line_ticks = per_line * pattern.ticks_per_bar
+    for note in pattern.notes:  # hits, drawn at their played time
+        line, tick = divmod(note.onset, line_ticks)
+        voice = _voice(note.pitch)
+        cx = LABEL_W + tick / t16 * STEP_W + STEP_W / 2
+        cy = line * (line_h + LINE_GAP) + HEAD_H + row_of[voice] * ROW_H + ROW_H / 2
+        bar, step = divmod(note.onset / t16, steps_per_bar)
+        tip = (f"<title>{VOICE_LABELS[voice]} - bar {int(bar) + 1}, step {step + 1:.2f}, "
+               f"velocity {note.velocity}</title>")
+        if note.velocity <= GHOST_MAX_VELOCITY:
+            out.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.6" fill="{GHOST_COLOR}" fill-opacity="0.18" '
+                       f'stroke="{GHOST_COLOR}" stroke-width="1.5">{tip}</circle>')
+        else:
+            opacity = MIN_OPACITY + (1 - MIN_OPACITY) * note.velocity / 127
+            w, h = STEP_W * 0.8, ROW_H - 6
+            out.append(f'<rect x="{cx - w / 2:.1f}" y="{cy - h / 2:.1f}" width="{w:.1f}" height="{h}" rx="2.5" '
+                       f'fill="{HIT_COLOR}" fill-opacity="{opacity:.2f}">{tip}</rect>')
+    out.append("</svg>")
+    legend = (
+        '<div class="grid-legend">'
+        f'<span><i style="background:{HIT_COLOR}"></i>hit (darker = louder)</span>'
+        f'<span><i class="ring" style="border-color:{GHOST_COLOR}"></i>ghost note (velocity &le; '
+        f'{GHOST_MAX_VELOCITY})</span>'
+        '<span>each hit sits where it is played: swing and micro-timing lean off the lines</span></div>'
+    )
+    return f'<div class="grid-wrap"><div class="panel-title">Drum grid</div>{"".join(out)}{legend}</div>'
+
+
+def empty_grid_html() -> str:
+    """Placeholder shown before the first groove."""
+    return ('<div class="grid-wrap empty">Press <b>Generate</b> to see the groove here: '
+            'voices by 16th steps, louder hits darker, ghost notes as rings.</div>')
+
+
+# --------------------------------------------------------------------------- feel readout
+def _card(label: str, value: str, hint: str) -> str:
+    return (f'<div class="feel-card"><div class="feel-label">{label}</div>'
+            f'<div class="feel-value">{value}</div><div class="feel-hint">{hint}</div></div>')
+
+
+def feel_html(summary: dict[str, Any]) -> str:
+    """The feel measured on the generated groove: swing, timing, ghost notes, density, per-voice offsets."""
+    feel = summary.get("feel") or {}
+    settings = summary.get("settings") or {}
+    swing = feel.get("swing")
+    cards = "".join([
+        _card("Swing", "straight" if swing is None else f"{swing:.0f} %",
+              f"asked {settings.get('swing', 50):g} %" if settings.get("swing") is not None else "measured"),
+        _card("Timing", f"&plusmn;{feel.get('mean_abs_offset_ms', 0):.0f} ms", "mean distance from the grid"),
+        _card("Ghost notes", f"{100 * feel.get('ghost_share', 0):.0f} %",
+              f"hits at velocity &le; {GHOST_MAX_VELOCITY}"),
+        _card("Density", f"{feel.get('hits_per_bar', 0):.1f}", "hits per bar"),
+    ])
+    rows = []
+    offsets = feel.get("offset_ms") or {}
+    for voice in (*GRID_VOICES, "other"):
+        if voice not in offsets:
+            continue
+        ms = float(offsets[voice])
+        frac = max(-1.0, min(1.0, ms / OFFSET_SCALE_MS))
+        left = 50 + min(0.0, frac) * 50
+        side = "early" if ms < 0 else "late"
+        rows.append(
+            f'<div class="off-row"><span class="off-name">{VOICE_LABELS[voice]}</span>'
+            f'<span class="off-track"><span class="off-bar {side}" style="left:{left:.1f}%;'
+            f'width:{abs(frac) * 50:.1f}%"></span></span>'
+            f'<span class="off-ms">{ms:+.1f} ms</span></div>')
+    offsets_html = (
+        '<div class="off-head">Mean offset per voice <span>(early &larr; 0 &rarr; late, &plusmn;'
+        f'{OFFSET_SCALE_MS:.0f} ms)</span></div>{"".join(rows)}' if rows else "")
+    return (f'<div class="feel"><div class="panel-title">Feel <span>measured on the exported MIDI</span></div>'
+            f'<div class="feel-cards">{cards}</div><div class="offsets">{offsets_html}</div></div>')
+
+
+def headline_html(summary: dict[str, Any]) -> str:
+    """One line naming what was made: style, tempo, bars, kit and the seed used."""
+    settings = summary.get("settings") or {}
+    parts = [
+        f"<b>{html.escape(str(summary.get('style_name', summary.get('style', ''))))}</b>",
+        f"{summary.get('tempo', 0):g} BPM", f"{summary.get('bars', 0)} bars",
+        f"{html.escape(kit_label(str(settings.get('kit', ''))))} kit", f"{summary.get('notes', 0)} hits",
+        f"seed <code>{summary.get('seed')}</code>",
+    ]
+    return f'<div class="headline">{" &middot; ".join(parts)}</div>'
+
+
+def empty_feel_html() -> str:
+    return '<div class="feel empty">The feel of the groove (measured on the exported MIDI) shows here.</div>'
+
+
+def preset_html(preset: Any) -> str:
+    """A preset's description with its tempo range, swing and kit."""
+    lo, hi = preset.tempo_range
+    return (f'<div class="preset"><b>{html.escape(preset.name)}</b> &mdash; {html.escape(preset.description)}'
+            f'<div class="preset-facts">{lo:g}&ndash;{hi:g} BPM &middot; swing {preset.humanize.swing:g} % '
+            f'&middot; {html.escape(kit_label(preset.kit))} kit</div></div>')
+
+
+CSS = """
+.gradio-container { max-width: 1280px !important; margin: 0 auto; }
+#hero { padding: 6px 2px 2px; }
+#hero h1 { font-size: 1.9rem; margin: 0; letter-spacing: -0.02em; }
+#hero h1 span { color: #f97316; }
+#hero p { margin: 4px 0 0; color: var(--body-text-color-subdued); }
+#generate-btn { font-size: 1.05rem; min-height: 48px; }
+#reuse-btn { align-self: center; }
+.preset { font-size: 0.92rem; line-height: 1.4; padding: 2px 2px 4px; }
+.preset-facts { color: var(--body-text-color-subdued); font-size: 0.82rem; margin-top: 2px; }
+.headline { font-size: 1rem; padding: 8px 2px; }
+.headline code { font-size: 0.88rem; }
+.grid-wrap, .feel { padding: 10px 12px; border: 1px solid var(--border-color-primary); border-radius: 10px;
+  background: var(--block-background-fill); }
+.panel-title { font-weight: 600; font-size: 0.9rem; margin-bottom: 6px; }
+.panel-title span { font-weight: 400; color: var(--body-text-color-subdued); font-size: 0.8rem; margin-left: 6px; }
+.footer { font-size: 0.8rem; color: var(--body-text-color-subdued); padding: 4px 2px; }
+.grid-wrap.empty, .feel.empty { color: var(--body-text-color-subdued); padding: 28px 8px; text-align: center;
+  border-style: dashed; background: none; }
+.grid-legend { display: flex; flex-wrap: wrap; gap: 16px; font-size: 0.78rem;
+  color: var(--body-text-color-subdued); margin-top: 8px; padding-left: 64px; }
+.grid-legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 5px;
+  vertical-align: -1px; }
+.grid-legend i.ring { border-radius: 50%; border: 1.5px solid; background: none; }
+.feel-cards { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 8px; }
+.feel-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; }
+.feel-label { font-size: 0.75rem; text-transform: uppercase; letter-spacing: 0.05em;
+  color: var(--body-text-color-subdued); }
+.feel-value { font-size: 1.4rem; font-weight: 600; }
+.feel-hint { font-size: 0.75rem; color: var(--body-text-color-subdued); }
+.offsets { margin-top: 10px; }
+.off-head { font-size: 0.82rem; font-weight: 600; margin-bottom: 4px; }
+.off-head span { font-weight: 400; color: var(--body-text-color-subdued); }
+.off-row { display: grid; grid-template-columns: 70px 1fr 70px; align-items: center; gap: 8px;
+  font-size: 0.8rem; padding: 1px 0; }
+.off-name { color: var(--body-text-color-subdued); text-align: right; }
+.off-ms { font-variant-numeric: tabular-nums; }
+.off-track { position: relative; height: 8px; border-radius: 4px; background: var(--border-color-primary); }
+.off-track::after { content: ""; position: absolute; left: 50%; top: -2px; bottom: -2px; width: 1px;
+  background: var(--body-text-color-subdued); }
+.off-bar { position: absolute; top: 0; bottom: 0; border-radius: 4px; }
+.off-bar.early { background: #0ea5e9; }
+.off-bar.late { background: #f97316; }
+@media (max-width: 700px) { .feel-cards { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
+"""
