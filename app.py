@@ -85,36 +85,36 @@ def build_app(handlers: AppHandlers, startup_error: str | None = None) -> gr.Blo
         style_limit = ChoiceLimit("style", tuple(p.id for p in styles))
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=320):
-                style = NamedDropdown(style_limit, resolve=style_id, choices=[(p.name, p.id) for p in styles],
+                style = NamedDropdown.of(style_limit, resolve=style_id, choices=[(p.name, p.id) for p in styles],
                                       value=default.id, label="Style")
                 description = gr.HTML(preset_html(default))
                 with gr.Row():
-                    tempo = NamedSlider(TEMPO, value=default.default_tempo, step=1, label="Tempo")
-                    bars = NamedSlider(BARS, value=4, step=1, label="Bars")
+                    tempo = NamedSlider.of(TEMPO, value=default.default_tempo, step=1, label="Tempo")
+                    bars = NamedSlider.of(BARS, value=4, step=1, label="Bars")
                 with gr.Row():
-                    kit = NamedDropdown(KIT, choices=[(kit_label(k), k) for k in KIT.choices], value=default.kit,
+                    kit = NamedDropdown.of(KIT, choices=[(kit_label(k), k) for k in KIT.choices], value=default.kit,
                                         label="Kit")
-                    fill_every = NamedDropdown(FILL_EVERY, choices=FILL_CHOICES, value=default.fill_every,
+                    fill_every = NamedDropdown.of(FILL_EVERY, choices=FILL_CHOICES, value=default.fill_every,
                                                label="Fills")
-                humanize = NamedSlider(HUMANIZE.in_app(), value=100, step=1, label="Humanize (%)",
+                humanize = NamedSlider.of(HUMANIZE.in_app(), value=100, step=1, label="Humanize (%)",
                                        info="0 = on the grid; 100 = the style's full feel")
-                variation = NamedSlider(VARIATION.in_app(), value=round(100 * default.variation), step=1,
+                variation = NamedSlider.of(VARIATION.in_app(), value=round(100 * default.variation), step=1,
                                         label="Variation (%)",
                                         info="0 = the first phrase repeats; 100 = every bar sampled freely")
                 with gr.Group():
-                    swing = NamedSlider(SWING, value=default.humanize.swing, step=0.5, label="Swing (%)",
+                    swing = NamedSlider.of(SWING, value=default.humanize.swing, step=0.5, label="Swing (%)",
                                         interactive=False)
-                    swing_override = StrictCheckbox("swing_override", value=False,
+                    swing_override = StrictCheckbox.of("swing_override", value=False,
                                                     label="Override the style's swing")
                 with gr.Accordion("Advanced", open=False):
-                    temperature = NamedSlider(TEMPERATURE, value=default.temperature, step=0.05, label="Temperature",
+                    temperature = NamedSlider.of(TEMPERATURE, value=default.temperature, step=0.05, label="Temperature",
                                               info="0 = always the likeliest hit")
                     with gr.Row():
-                        top_k = NamedSlider(TOP_K, value=default.top_k, step=1, label="Top-k", info="0 = off")
-                        top_p = NamedSlider(TOP_P, value=default.top_p, step=0.01, label="Top-p")
+                        top_k = NamedSlider.of(TOP_K, value=default.top_k, step=1, label="Top-k", info="0 = off")
+                        top_p = NamedSlider.of(TOP_P, value=default.top_p, step=0.01, label="Top-p")
                     with gr.Row(equal_height=True):
-                        seed = NamedNumber(SEED, value=0, label="Seed", scale=2)
-                        random_seed = StrictCheckbox("random_seed", value=True, label="Random seed", scale=1,
+                        seed = NamedNumber.of(SEED, value=0, label="Seed", scale=2)
+                        random_seed = StrictCheckbox.of("random_seed", value=True, label="Random seed", scale=1,
                                                      min_width=110)
                 generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
                 examples = gr.Examples(examples=[list(e) for e in EXAMPLES], inputs=[style, tempo, bars, kit],
@@ -144,14 +144,14 @@ def build_app(handlers: AppHandlers, startup_error: str | None = None) -> gr.Blo
 
         # The API's own inputs: the same checks, but left-out values mean "the style's own".
         with gr.Group(visible=False):
-            api_tempo = NamedNumber(TEMPO, value=None, label="tempo")
-            api_kit = NamedDropdown(KIT, choices=[(k, k) for k in KIT.choices], value=None, label="kit")
-            api_fill_every = NamedDropdown(FILL_EVERY, choices=FILL_CHOICES, value=None, label="fill_every")
-            api_swing = NamedNumber(SWING, value=None, label="swing")
-            api_temperature = NamedNumber(TEMPERATURE, value=None, label="temperature")
-            api_top_k = NamedNumber(TOP_K, value=None, label="top_k")
-            api_top_p = NamedNumber(TOP_P, value=None, label="top_p")
-            api_variation = NamedNumber(VARIATION.in_app(), value=None, label="variation")
+            api_tempo = NamedNumber.of(TEMPO, value=None, label="tempo")
+            api_kit = NamedDropdown.of(KIT, choices=[(k, k) for k in KIT.choices], value=None, label="kit")
+            api_fill_every = NamedDropdown.of(FILL_EVERY, choices=FILL_CHOICES, value=None, label="fill_every")
+            api_swing = NamedNumber.of(SWING, value=None, label="swing")
+            api_temperature = NamedNumber.of(TEMPERATURE, value=None, label="temperature")
+            api_top_k = NamedNumber.of(TOP_K, value=None, label="top_k")
+            api_top_p = NamedNumber.of(TOP_P, value=None, label="top_p")
+            api_variation = NamedNumber.of(VARIATION.in_app(), value=None, label="variation")
             api_button = gr.Button(visible=False)
 
         outputs = [audio, midi_file, summary]
@@ -161,9 +161,10 @@ def build_app(handlers: AppHandlers, startup_error: str | None = None) -> gr.Blo
                      seed, random_seed, variation]
         api_inputs = [style, api_tempo, bars, api_kit, humanize, swing_override, api_swing, api_fill_every,
                       api_temperature, api_top_k, api_top_p, seed, random_seed, api_variation]
-        generate_btn.click(handlers.generate, ui_inputs, outputs, api_visibility="private").success(**details)
+        generate_btn.click(handlers.generate, ui_inputs, outputs, api_name="generate_in_page",
+                           api_visibility="private").success(**details)
         api_button.click(handlers.generate, api_inputs, outputs, api_name="generate")
-        examples.load_input_event.then(handlers.generate, ui_inputs, outputs,
+        examples.load_input_event.then(handlers.generate, ui_inputs, outputs, api_name="generate_example",
                                        api_visibility="private").success(**details)
         gr.api(handlers.styles, api_name="styles")
 

@@ -72,6 +72,7 @@ class NumberLimit:
     unit: str = ""
     note: str = ""  # what special values mean, e.g. "0 = greedy"
     scale: float = 1.0
+    app_note: str = ""  # the note in the app's units, when ``scale`` is not 1
 
     def allowed(self) -> str:
         kind = "a whole number" if self.whole else "a number"
@@ -102,7 +103,8 @@ class NumberLimit:
         """The same limit in the app's units (e.g. 0-100 % for a 0-1 amount)."""
         if self.scale == 1.0:
             return self
-        return replace(self, lo=self.lo * self.scale, hi=self.hi * self.scale, unit=" %", scale=1.0)
+        return replace(self, lo=self.lo * self.scale, hi=self.hi * self.scale, unit=" %", scale=1.0,
+                       note=self.app_note or self.note)
 
 
 @dataclass(frozen=True)
@@ -150,9 +152,10 @@ VARIATIONS = NumberLimit("variations", 1, MAX_UI_VARIATIONS, whole=True)
 TEMPERATURE = NumberLimit("temperature", 0.0, 2.0, note="0 = always the likeliest token")
 TOP_K = NumberLimit("top_k", 0, 500, whole=True, note="0 = off")
 TOP_P = NumberLimit("top_p", 0.0, 1.0, note="1 = off")
-HUMANIZE = NumberLimit("humanize", 0.0, 1.0, note="0 = on the grid, 1 = the style's full feel", scale=100.0)
-VARIATION = NumberLimit("variation", 0.0, 1.0, note="0 = the first phrase repeats, 1 = free sampling",
-                        scale=100.0)
+HUMANIZE = NumberLimit("humanize", 0.0, 1.0, note="0 = on the grid, 1 = the style's full feel", scale=100.0,
+                       app_note="0 = on the grid, 100 = the style's full feel")
+VARIATION = NumberLimit("variation", 0.0, 1.0, note="0 = the first phrase repeats, 1 = free sampling", scale=100.0,
+                        app_note="0 = the first phrase repeats, 100 = free sampling")
 SWING = NumberLimit("swing", MIN_SWING, MAX_SWING, unit=" %")
 FILL_EVERY = ChoiceLimit("fill_every", FILL_EVERY_CHOICES, note="bars; 0 = no fills")
 KIT = ChoiceLimit("kit", tuple(KIT_PROGRAMS))

@@ -53,9 +53,10 @@ class AppHandlers:
                               "settings or report it") from None
 
     def generate(
-        self, style: str, tempo: float | None, bars: int, kit: str | None, humanize: float, swing_override: bool,
-        swing: float | None, fill_every: int | None, temperature: float | None, top_k: int | None,
-        top_p: float | None, seed: int | None, random_seed: bool, variation: float | None,
+        self, style: str, tempo: float | None = None, bars: int = 4, kit: str | None = None, humanize: float = 100,
+        swing_override: bool = False, swing: float | None = None, fill_every: int | None = None,
+        temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+        seed: int | None = None, random_seed: bool = True, variation: float | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio's idiom)
     ) -> tuple[str | None, str, dict[str, Any]]:
         """Generate one humanized drum groove.

@@ -69,12 +69,16 @@ def _field_error(message: str) -> gr.Error:
 
 
 class NamedSlider(gr.Slider, _Named):
-    """A slider whose range and error come from a :class:`~drumgen.limits.NumberLimit`."""
+    """A slider whose range and error come from a :class:`~drumgen.limits.NumberLimit` (make it with
+    :meth:`of`; gradio reads a component's settings from its constructor's signature, so that stays
+    the stock one)."""
 
-    def __init__(self, limit: NumberLimit, **kwargs: Any) -> None:
-        self.limit = limit
+    @classmethod
+    def of(cls, limit: NumberLimit, **kwargs: Any) -> NamedSlider:
         kwargs.setdefault("precision", 0 if limit.whole else None)
-        super().__init__(limit.lo, limit.hi, **kwargs)
+        slider = cls(limit.lo, limit.hi, **kwargs)
+        slider.limit = limit
+        return slider
 
     def preprocess(self, payload: Any) -> float | int:
         return self.checked(payload)
@@ -83,9 +87,11 @@ class NamedSlider(gr.Slider, _Named):
 class NamedNumber(gr.Number, _Named):
     """A number box (empty allowed: ``None``) checked against a :class:`~drumgen.limits.NumberLimit`."""
 
-    def __init__(self, limit: NumberLimit, **kwargs: Any) -> None:
-        self.limit = limit
-        super().__init__(minimum=limit.lo, maximum=limit.hi, precision=0 if limit.whole else None, **kwargs)
+    @classmethod
+    def of(cls, limit: NumberLimit, **kwargs: Any) -> NamedNumber:
+        number = cls(minimum=limit.lo, maximum=limit.hi, precision=0 if limit.whole else None, **kwargs)
+        number.limit = limit
+        return number
 
     def preprocess(self, payload: Any) -> float | int | None:
         return None if payload is None else self.checked(payload)
@@ -98,15 +104,18 @@ class NamedDropdown(gr.Dropdown, _Named):
     and raises ``ValueError`` with its own message for unknown ones.
     """
 
-    def __init__(self, limit: ChoiceLimit, resolve: Callable[[str], Any] | None = None, **kwargs: Any) -> None:
-        self.limit = limit
-        self.resolve = resolve
-        super().__init__(**kwargs)
+    resolve: Callable[[str], Any] | None = None
+
+    @classmethod
+    def of(cls, limit: ChoiceLimit, resolve: Callable[[str], Any] | None = None, **kwargs: Any) -> NamedDropdown:
+        dropdown = cls(**kwargs)
+        dropdown.limit, dropdown.resolve = limit, resolve
+        return dropdown
 
     def preprocess(self, payload: Any) -> Any:
         values = [value for _, value in self.choices]
-        if payload in values and not isinstance(payload, bool):
-            return payload
+        if payload is None or (payload in values and not isinstance(payload, bool)):
+            return payload  # None: left out, the style's own
         if self.resolve is not None and isinstance(payload, str):
             try:
                 return self.resolve(payload)
@@ -118,9 +127,13 @@ class NamedDropdown(gr.Dropdown, _Named):
 class StrictCheckbox(gr.Checkbox, _Named):
     """A checkbox that takes only true or false (gradio would read ``"false"`` or ``2`` as true)."""
 
-    def __init__(self, name: str, **kwargs: Any) -> None:
-        self.field = name
-        super().__init__(**kwargs)
+    field = "value"
+
+    @classmethod
+    def of(cls, name: str, **kwargs: Any) -> StrictCheckbox:
+        box = cls(**kwargs)
+        box.field = name
+        return box
 
     def preprocess(self, payload: Any) -> bool:
         try:
