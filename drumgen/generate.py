@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 
-from drumgen.constants import DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P, MAX_BARS, MIN_BARS
+from drumgen.constants import DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P
 from drumgen.constraints import (
     MAX_BAR_TOKENS,
     Constraint,
@@ -23,6 +24,7 @@ from drumgen.constraints import (
     apply_constraints,
     grammar_for,
 )
+from drumgen.limits import BARS
 from drumgen.model import DrumPatternTransformer
 from drumgen.pattern import Pattern
 from drumgen.sampling import SamplingSettings, sample_next
@@ -34,6 +36,7 @@ MAX_CONTEXT_BARS = 8  # training windows hold at most 8 bars
 KEEP_BARS = 4  # bars kept when a context is rebuilt
 MAX_SAMPLES = 16  # samples decoded in one batch
 HEAD_TOKENS = 3  # BOS Genre Tempo: kept when a context is rebuilt
+NUM_BARS = replace(BARS, name="num_bars")
 
 
 def fill_bar_set(num_bars: int, fill_every: int) -> set[int]:
@@ -102,8 +105,9 @@ def sample_tokens(
     ``max_length`` caps the context the model sees (default and most: its block size).
     Returns each sample's final :class:`SampleState` (its ``tokens`` are the new tokens).
     """
-    if not MIN_BARS <= num_bars <= MAX_BARS:
-        raise ValueError(f"num_bars must be a whole number from {MIN_BARS} to {MAX_BARS}, got {num_bars!r}")
+    if isinstance(num_bars, bool) or not isinstance(num_bars, int):
+        raise NUM_BARS.error(num_bars)
+    NUM_BARS.check(num_bars)
     if not 1 <= len(seeds) <= MAX_SAMPLES:
         raise ValueError(f"give 1 to {MAX_SAMPLES} seeds, got {len(seeds)}")
     grammar = grammar_for(tokenizer)
@@ -179,6 +183,8 @@ def generate_tokens(
     ``genre``/``tempo`` prefix, and the new bars continue it. ``fill_bars`` (0-based) are fills;
     ``constraints`` apply after the grammar and the fill bars.
     """
+    if not 1 <= num_samples <= MAX_SAMPLES:
+        raise ValueError(f"num_samples must be from 1 to {MAX_SAMPLES}, got {num_samples!r}")
     seeds = list(seed) if isinstance(seed, list | tuple) else [int(seed) + i for i in range(num_samples)]
     if len(seeds) != num_samples:
         raise ValueError(f"got {len(seeds)} seeds for {num_samples} samples")

@@ -9,7 +9,6 @@ the field and what is allowed, and echoes at most a short prefix of what was sen
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,8 +30,6 @@ from drumgen.constants import (
 from drumgen.voices import KIT_PROGRAMS
 
 MAX_ECHO = 40  # characters of a bad value quoted back in an error
-_NUMBER_TEXT = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?\s*$")
-MAX_NUMBER_TEXT = 40  # longer strings are not read as numbers
 
 
 def shown(value: Any) -> str:
@@ -42,21 +39,15 @@ def shown(value: Any) -> str:
 
 
 def _as_number(value: Any) -> float | int | None:
-    """An int (kept exact), a finite-or-not float, or None when ``value`` is not a number at all.
-
-    Booleans are not numbers; strings are read only when short and written as a plain decimal
-    (so ``"²"``, ``"0x10"`` or a 5,000-digit string are refused, not converted)."""
+    """An int (kept exact, of any size), a float (finite or not), or None when ``value`` is not a
+    number: booleans and strings are not numbers (``"90"``, ``"²"`` or a 5,000-digit string are refused,
+    never converted)."""
     if isinstance(value, bool | np.bool_):
         return None
     if isinstance(value, int | np.integer):
         return int(value)
     if isinstance(value, float | np.floating):
         return float(value)
-    if isinstance(value, str) and len(value) <= MAX_NUMBER_TEXT and _NUMBER_TEXT.match(value):
-        text = value.strip()
-        if re.fullmatch(r"[+-]?\d+", text):
-            return int(text)
-        return float(text)
     return None
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import drumgen.generate as generate_module
-from drumgen.drum_map import CANONICAL_PITCHES
+from drumgen.voices import CANONICAL_PITCHES
 from drumgen.generate import fill_bar_set, generate_pattern, generate_tokens
 from drumgen.model import DrumPatternTransformer, ModelConfig
 from drumgen.pattern import PPQ, Note, Pattern

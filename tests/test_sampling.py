@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from drumgen.sampling import (
+    SamplingSettings,
     apply_temperature,
-    check_sampling,
     sample_next,
     top_k_filter,
     top_p_filter,
@@ -94,14 +94,14 @@ def test_top_p_with_masked_tokens_never_revives_them() -> None:
 def test_temperature_zero_is_greedy(top_k: int, top_p: float) -> None:
     gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
     for _ in range(5):
-        assert sample_next(LOGITS, 0.0, top_k, top_p, gens).tolist() == [5, 0]
-    assert sample_next(LOGITS, 0, top_k, top_p).tolist() == [5, 0]
+        assert sample_next(LOGITS, SamplingSettings(0.0, top_k, top_p), gens).tolist() == [5, 0]
+    assert sample_next(LOGITS, SamplingSettings(0, top_k, top_p)).tolist() == [5, 0]
 
 
 def test_top_k_1_is_greedy_at_any_temperature() -> None:
     gens = [torch.Generator().manual_seed(s) for s in (3, 4)]
-    for temperature in (0.5, 1.0, 3.0):
-        assert sample_next(LOGITS, temperature, 1, 1.0, gens).tolist() == [5, 0]
+    for temperature in (0.5, 1.0, 2.0):
+        assert sample_next(LOGITS, SamplingSettings(temperature, 1, 1.0), gens).tolist() == [5, 0]
 
 
 def test_apply_temperature_scales_logits() -> None:
@@ -131,10 +131,8 @@ BAD_VALUES = {
 def test_bad_values_raise_value_error_naming_the_parameter(bad: dict, name: str) -> None:
     values = {"temperature": 1.0, "top_k": 10, "top_p": 0.9, **bad}
     with pytest.raises(ValueError, match=rf"^{name} ") as err:
-        check_sampling(**values)
+        SamplingSettings(**values)
     assert repr(bad[name]) in str(err.value)
-    with pytest.raises(ValueError, match=rf"^{name} "):
-        sample_next(LOGITS, **values)
 
 
 def test_filters_reject_out_of_range_arguments() -> None:
@@ -145,9 +143,9 @@ def test_filters_reject_out_of_range_arguments() -> None:
 
 
 def test_good_edge_values_are_accepted() -> None:
-    check_sampling(0, 0, 0)
-    check_sampling(0.0, 0, 1.0)
-    check_sampling(5, 10_000, 1)
+    SamplingSettings(0, 0, 0)
+    SamplingSettings(0.0, 0, 1.0)
+    SamplingSettings(2, 500, 1)
 
 
 # --- drawing -----------------------------------------------------------------------------------
@@ -159,9 +157,9 @@ def test_each_row_draws_only_from_its_own_generator() -> None:
     other_batch = [torch.Generator().manual_seed(s) for s in (99, 22, 7)]
     draws_batch, draws_solo, draws_other = [], [], []
     for _ in range(30):
-        draws_batch.append(sample_next(logits, 1.0, 0, 1.0, batch)[1].item())
-        draws_solo.append(sample_next(logits[1:2], 1.0, 0, 1.0, solo)[0].item())
-        draws_other.append(sample_next(logits, 1.0, 0, 1.0, other_batch)[1].item())
+        draws_batch.append(sample_next(logits, SamplingSettings(1.0, 0, 1.0), batch)[1].item())
+        draws_solo.append(sample_next(logits[1:2], SamplingSettings(1.0, 0, 1.0), solo)[0].item())
+        draws_other.append(sample_next(logits, SamplingSettings(1.0, 0, 1.0), other_batch)[1].item())
     assert draws_batch == draws_solo == draws_other
     assert len(set(draws_solo)) > 5, "30 draws over 40 tokens should not repeat one token"
 
@@ -171,7 +169,7 @@ def test_same_seed_same_draws_different_seed_different_draws() -> None:
 
     def draws(seed: int) -> list[int]:
         g = [torch.Generator().manual_seed(seed)]
-        return [int(sample_next(logits, 1.0, 0, 1.0, g)) for _ in range(20)]
+        return [int(sample_next(logits, SamplingSettings(1.0, 0, 1.0), g)) for _ in range(20)]
 
     assert draws(5) == draws(5)
     assert draws(5) != draws(6)
@@ -195,7 +193,7 @@ def test_sampling_frequencies_follow_the_filtered_softmax(temperature: float, to
         probs[ordered[before >= top_p]] = 0
     probs = probs / probs.sum()
     torch.manual_seed(1234)
-    picks = sample_next(row.expand(n, -1).clone(), temperature, top_k, top_p)
+    picks = sample_next(row.expand(n, -1).clone(), SamplingSettings(temperature, top_k, top_p))
     freq = torch.bincount(picks, minlength=row.numel()).double() / n
     assert freq[4] == 0, "a masked (-inf) token was drawn"
     assert torch.allclose(freq, probs.double(), atol=0.015), (freq.tolist(), probs.tolist())
@@ -208,12 +206,12 @@ def test_masked_tokens_are_never_drawn() -> None:
     row[legal] = torch.tensor([-20.0, -25.0, -30.0])
     logits = row.expand(500, -1)
     torch.manual_seed(0)
-    for temperature, top_k, top_p in [(1.0, 0, 1.0), (3.0, 50, 0.9), (0.2, 2, 0.5), (0.0, 0, 1.0)]:
-        picks = set(sample_next(logits.clone(), temperature, top_k, top_p).tolist())
+    for temperature, top_k, top_p in [(1.0, 0, 1.0), (2.0, 50, 0.9), (0.2, 2, 0.5), (0.0, 0, 1.0)]:
+        picks = set(sample_next(logits.clone(), SamplingSettings(temperature, top_k, top_p)).tolist())
         assert picks <= set(legal), (temperature, top_k, top_p, picks)
 
 
 @pytest.mark.parametrize("temperature", [1e-40, 1e-300], ids=["1e-40", "1e-300"])
 def test_a_vanishing_temperature_samples_greedily_instead_of_overflowing(temperature: float) -> None:
     logits = torch.tensor([[0.0, 3.0, 1.0, -2.0]])
-    assert sample_next(logits, temperature, 0, 1.0).tolist() == [1]
+    assert sample_next(logits, SamplingSettings(temperature, 0, 1.0)).tolist() == [1]
