@@ -1,4 +1,5 @@
-"""Humanization: swing to the tick, determinism, ghost-note rate, micro-timing statistics, bounds, rolls."""
+"""Humanization: swing to the tick, determinism, per-hit randomness, ghost notes that loop,
+micro-timing statistics, bounds, rolls, and the feel readout."""
 
 from __future__ import annotations
 
@@ -8,22 +9,24 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from drumgen.drum_map import VOICE_PITCH, voice_of
+from drumgen.constants import GHOST_MAX_VELOCITY
 from drumgen.humanize import (
-    GHOST_MAX_VELOCITY,
     Articulation,
+    Hit,
     HumanizeParams,
     add_ghost_notes,
     apply_articulations,
     apply_micro_timing,
     apply_swing,
     fit_to_pattern,
+    ghost_notes_needed,
     humanize,
     measure_feel,
     swing_offset_ticks,
     vary_velocity,
 )
 from drumgen.pattern import PPQ, Note, Pattern
+from drumgen.voices import VOICE_PITCH, voice_of
 
 KICK, SNARE, HAT = VOICE_PITCH["kick"], VOICE_PITCH["snare"], VOICE_PITCH["closed_hat"]
 T16 = PPQ // 4
@@ -46,12 +49,12 @@ def groove(bars: int = 4, tempo: float = 95.0) -> Pattern:
     return Pattern(notes=notes, tempo=tempo, bars=bars).validate()
 
 
-def replace_params(params: HumanizeParams, **changes: object) -> HumanizeParams:
-    return replace(params, **changes)
+def hits_of(notes: list[Note]) -> list[Hit]:
+    return [Hit(n, n.onset) for n in notes]
 
 
-def rng(seed: int = 0) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(seed))
+def notes_of(hits: list[Hit]) -> list[Note]:
+    return [h.note for h in hits]
 
 
 # --- swing ----------------------------------------------------------------------------------------
@@ -82,7 +85,7 @@ def test_swing_leaves_triplets_and_32nds_alone() -> None:
     pattern = Pattern(notes=[], bars=1)
     notes = [Note(t, HAT, 80) for t in (60, 80, 160, 180, 320)]
     notes += [Note(T16, SNARE, 90), Note(3 * T16, KICK, 90)]
-    out = apply_swing(notes, pattern, 62)
+    out = notes_of(apply_swing(hits_of(notes), pattern, 62))
     assert sorted(n.onset for n in out) == sorted([60, 80, 160, 180, 320, 149, 240 + 149])
 
 
@@ -121,37 +124,82 @@ def test_amount_zero_is_identity() -> None:
     assert out is not pattern and out.notes is not pattern.notes
 
 
+# --- randomness keyed to each hit ---------------------------------------------------------------
+def test_rerolling_the_hats_leaves_kick_and_snare_byte_identical() -> None:
+    base = groove(bars=8)
+    other_hats = [n for n in base.notes if n.pitch != HAT]
+    other_hats += [Note(b * 4 * PPQ + s * T16, HAT, 70 + s) for b in range(8) for s in (1, 3, 6, 9, 14)]
+    rerolled = base.with_notes(other_hats)
+    a, b = humanize(base, FULL, seed=21), humanize(rerolled, FULL, seed=21)
+    assert [n for n in a.notes if n.pitch != HAT] == [n for n in b.notes if n.pitch != HAT]
+    assert [n for n in a.notes if n.pitch == HAT] != [n for n in b.notes if n.pitch == HAT]
+
+
+def test_adding_one_hit_moves_no_other_hit() -> None:
+    params = replace(FULL, ghost_note_prob=0.0, articulations=())
+    base = groove(bars=4)
+    extra = base.with_notes([*base.notes, Note(5 * T16, 47, 90)])  # one mid tom
+    a, b = humanize(base, params, seed=3), humanize(extra, params, seed=3)
+    assert [n for n in b.notes if n.pitch != 47] == a.notes
+
+
 # --- ghost notes ----------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("prob", "amount"), [(0.4, 1.0), (0.4, 0.5), (0.1, 1.0), (1.0, 1.0)], ids=["0.4", "0.4x0.5", "0.1", "1.0"]
-)
-def test_ghost_rate_matches_probability(prob: float, amount: float) -> None:
-    pattern = groove(bars=32)  # 4 seeds x 32 bars = 128 bars of 14 empty snare 16ths
-    params = replace_params(DRY, ghost_note_prob=prob)
-    ghosts = []
-    for seed in range(4):
-        out = humanize(pattern, params, amount=amount, seed=seed)
-        seed_ghosts = [n for n in out.notes if n.pitch == SNARE and n.velocity <= GHOST_MAX_VELOCITY]
-        # the backbeat is kept and no ghost lands on it
-        assert len([n for n in out.notes if n.pitch == SNARE]) == len(seed_ghosts) + 64
-        ghosts += seed_ghosts
-    assert abs(len(ghosts) / (128 * 14) - prob * amount) < 0.05
-    assert all(12 <= n.velocity <= GHOST_MAX_VELOCITY for n in ghosts)
+@pytest.mark.parametrize(("share", "amount"), [(0.4, 1.0), (0.4, 0.5), (0.1, 1.0), (0.35, 1.0)],
+                         ids=["0.4", "0.4x0.5", "0.1", "0.35"])
+def test_ghost_share_of_the_snare_reaches_the_style_s_value(share: float, amount: float) -> None:
+    pattern = groove(bars=16)
+    out = humanize(pattern, replace(DRY, ghost_note_prob=share), amount=amount, seed=1)
+    snares = [n for n in out.notes if n.pitch == SNARE]
+    ghosts = [n for n in snares if n.velocity <= GHOST_MAX_VELOCITY]
+    assert len(snares) - len(ghosts) == 32  # the backbeat is kept and no ghost lands on it
+    assert len(ghosts) / len(snares) == pytest.approx(share * amount, abs=0.06)
+    assert all(18 <= n.velocity <= GHOST_MAX_VELOCITY for n in ghosts)
 
 
-def test_ghosts_only_on_empty_16ths_and_swung() -> None:
+def test_ghosts_the_model_already_plays_count_toward_the_share() -> None:
+    pattern = groove(bars=4)
+    own = pattern.with_notes([*pattern.notes, *(Note(b * 4 * PPQ + 7 * T16, SNARE, 30) for b in range(4))])
+    assert ghost_notes_needed(own.notes, 0.2) == 0  # 4 ghosts of 12 snares: already past 20 %
+    assert ghost_notes_needed(own.notes, 0.5) == 4  # 8 of 16
+    out = humanize(own, replace(DRY, ghost_note_prob=0.2), seed=0)
+    assert out.notes == own.notes
+
+
+def test_added_ghosts_repeat_with_the_phrase_and_avoid_snares() -> None:
     pattern = groove(bars=8)
-    ghosts = add_ghost_notes(pattern.notes, pattern, 1.0, rng())[len(pattern.notes):]
-    assert len(ghosts) == 8 * 14
-    assert not {g.onset for g in ghosts} & {n.onset for n in pattern.notes if n.pitch == SNARE}
-    out = humanize(pattern, replace_params(DRY, ghost_note_prob=1.0, swing=62), seed=0)
-    ghost_pos = {n.onset % (2 * T16) for n in out.notes if n.pitch == SNARE and n.velocity <= 40}
-    assert ghost_pos == {0, 149}
+    hits = add_ghost_notes(hits_of(pattern.notes), pattern, 0.4, seed=5)
+    ghosts = notes_of(hits)[len(pattern.notes):]
+    assert ghosts and not {g.onset for g in ghosts} & {n.onset for n in pattern.notes if n.pitch == SNARE}
+    bar_ticks = 4 * PPQ
+    places = [{g.onset % bar_ticks for g in ghosts if g.onset // bar_ticks == b} for b in range(8)]
+    assert places[0] == places[2] == places[4] == places[6]  # a 2-bar phrase, repeated
+    assert places[1] == places[3] == places[5] == places[7]
+
+
+def test_with_variation_the_ghosts_vary_between_phrases_at_the_same_share() -> None:
+    pattern = groove(bars=16)
+    bar_ticks = 4 * PPQ
+
+    def places(variation: float) -> tuple[int, list[frozenset[int]]]:
+        ghosts = notes_of(add_ghost_notes(hits_of(pattern.notes), pattern, 0.4, seed=5,
+                                          variation=variation))[len(pattern.notes):]
+        return len(ghosts), [frozenset(g.onset % bar_ticks for g in ghosts if g.onset // bar_ticks == b)
+                             for b in range(0, 16, 2)]
+
+    (n_still, still), (n_loose, loose) = places(0.0), places(1.0)
+    assert len(set(still)) == 1 and len(set(loose)) > 1
+    assert abs(n_still - n_loose) <= 16
+
+
+def test_fill_bars_get_no_added_ghosts() -> None:
+    pattern = groove(bars=4)
+    ghosts = notes_of(add_ghost_notes(hits_of(pattern.notes), pattern, 0.5, seed=2, fill_bars={3}))[len(pattern.notes):]
+    assert ghosts and all(g.onset < 3 * 4 * PPQ for g in ghosts)
 
 
 def test_ghosts_stay_ghosts_under_velocity_variation() -> None:
     pattern = groove(bars=16)
-    params = replace_params(DRY, ghost_note_prob=0.5, velocity_variation=1.0, accent=0.5)
+    params = replace(DRY, ghost_note_prob=0.5, velocity_variation=1.0, accent=0.5)
     out = humanize(pattern, params, seed=2)
     snares = [n for n in out.notes if n.pitch == SNARE]
     loud = [n for n in snares if n.onset % PPQ == 0 and n.onset % (2 * PPQ) == PPQ]
@@ -161,16 +209,16 @@ def test_ghosts_stay_ghosts_under_velocity_variation() -> None:
 # --- velocity -------------------------------------------------------------------------------------
 def test_velocity_variation_and_accent() -> None:
     pattern = groove(bars=32)
-    hats = [n for n in pattern.notes if n.pitch == HAT]
-    assert vary_velocity(hats, pattern, 0.0, rng(), accent=0.0) == hats
-    varied = vary_velocity(hats, pattern, 0.15, rng(), accent=0.0)
+    hats = hits_of([n for n in pattern.notes if n.pitch == HAT])
+    assert vary_velocity(hats, pattern, 0.0, 0, accent=0.0) == hats
+    varied = notes_of(vary_velocity(hats, pattern, 0.15, 0, accent=0.0))
     rel_std = np.std([n.velocity for n in varied]) / 80
     assert 0.10 < rel_std < 0.20
-    accented = vary_velocity(apply_swing(hats, pattern, 62), pattern, 0.0, rng(), accent=0.1)
+    accented = notes_of(vary_velocity(apply_swing(hats, pattern, 62), pattern, 0.0, 0, accent=0.1))
     on_beat = {n.velocity for n in accented if n.onset % PPQ == 0}
     off_16th = {n.velocity for n in accented if n.onset % (2 * T16) == 149}
     assert on_beat == {88} and off_16th == {72}
-    assert all(1 <= n.velocity <= 127 for n in vary_velocity(hats, pattern, 5.0, rng(), accent=1.0))
+    assert all(1 <= n.velocity <= 127 for n in notes_of(vary_velocity(hats, pattern, 1.0, 0, accent=1.0)))
 
 
 # --- micro-timing ---------------------------------------------------------------------------------
@@ -182,7 +230,7 @@ def _offsets_ms(out: Pattern, pitch: int) -> np.ndarray:
 
 def test_micro_timing_statistics() -> None:
     pattern = groove(bars=32, tempo=95)
-    params = replace_params(DRY, micro_timing_ms=12.0, drift_ms=10.0, voice_offsets_ms={"closed_hat": -10.0})
+    params = replace(DRY, micro_timing_ms=12.0, drift_ms=10.0, voice_offsets_ms={"closed_hat": -10.0})
     out = humanize(pattern, params, seed=4)
     all_ms = np.concatenate([_offsets_ms(out, p) for p in (HAT, KICK, SNARE)])
     assert 5.0 < np.mean(np.abs(all_ms)) < 30.0
@@ -195,7 +243,7 @@ def test_micro_timing_statistics() -> None:
 
 def test_drift_is_correlated_and_shared() -> None:
     pattern = groove(bars=16, tempo=90)
-    notes = apply_micro_timing(pattern.notes, pattern, rng(9), 0.0, 10.0, {})
+    notes = notes_of(apply_micro_timing(hits_of(pattern.notes), pattern, 9, 0.0, 10.0, {}))
     moved = {(n0.onset, n0.pitch): n1.onset - n0.onset for n0, n1 in zip(pattern.notes, notes, strict=True)}
     # all voices share the drift: kick and hat on the same tick move together
     assert all(moved[(t, KICK)] == moved[(t, HAT)] for (t, p) in moved if p == KICK)
@@ -206,8 +254,8 @@ def test_drift_is_correlated_and_shared() -> None:
 
 # --- bounds ---------------------------------------------------------------------------------------
 EXTREME = HumanizeParams(
-    swing=75, micro_timing_ms=200.0, drift_ms=200.0, ghost_note_prob=1.0, velocity_variation=3.0,
-    voice_offsets_ms={"closed_hat": -300.0, "kick": 300.0}, accent=1.0,
+    swing=75, micro_timing_ms=100.0, drift_ms=100.0, ghost_note_prob=1.0, velocity_variation=1.0,
+    voice_offsets_ms={"closed_hat": -100.0, "kick": 100.0}, accent=1.0,
     articulations=(Articulation("hat_rolls", 1.0),),
 )
 
@@ -239,7 +287,7 @@ def test_fit_nudges_or_drops_duplicates() -> None:
 # --- articulations --------------------------------------------------------------------------------
 def test_hat_rolls_with_probability_one() -> None:
     pattern = groove(bars=2)
-    params = replace_params(DRY, articulations=(Articulation("hat_rolls", 1.0, {"divisions": [8, 6]}),))
+    params = replace(DRY, articulations=(Articulation("hat_rolls", 1.0, {"divisions": [8, 6]}),))
     out = humanize(pattern, params, seed=0)
     steps_seen = set()
     for beat in range(8):
@@ -258,57 +306,44 @@ def test_hat_rolls_with_probability_one() -> None:
 def test_hat_rolls_probability_zero_and_only_on_hat_beats() -> None:
     pattern = groove(bars=2)
     never = [Articulation("hat_rolls", 0.0)]
-    assert apply_articulations(pattern.notes, pattern, never, rng()) == pattern.notes
+    assert notes_of(apply_articulations(hits_of(pattern.notes), pattern, never, 0)) == pattern.notes
     no_hats = Pattern(notes=[n for n in pattern.notes if n.pitch != HAT], bars=2)
-    out = apply_articulations(no_hats.notes, no_hats, [Articulation("hat_rolls", 1.0)], rng())
-    assert out == no_hats.notes
+    out = apply_articulations(hits_of(no_hats.notes), no_hats, [Articulation("hat_rolls", 1.0)], 0)
+    assert notes_of(out) == no_hats.notes
 
 
-@pytest.mark.parametrize(
-    ("art", "match"),
-    [
-        (Articulation("hat_roll"), "hat_roll"),
-        (Articulation("hat_rolls", 1.5), "probability"),
-        (Articulation("hat_rolls", 0.5, {"division": [8]}), "division"),
-        (Articulation("hat_rolls", 0.5, {"divisions": [7]}), "divisions"),
-        (Articulation("hat_rolls", 0.5, {"spans": ["double"]}), "spans"),
-    ],
-    ids=["typo-type", "probability", "typo-option", "bad-division", "bad-span"],
-)
-def test_bad_articulation_raises(art: Articulation, match: str) -> None:
+BAD_ARTICULATIONS = {
+    "typo-type": (dict(type="hat_roll"), "hat_roll"),
+    "probability": (dict(type="hat_rolls", probability=1.5), "probability"),
+    "typo-option": (dict(type="hat_rolls", options={"division": [8]}), "division"),
+    "bad-division": (dict(type="hat_rolls", options={"divisions": [7]}), "divisions"),
+    "bad-span": (dict(type="hat_rolls", options={"spans": ["double"]}), "spans"),
+}
+
+
+@pytest.mark.parametrize(("kwargs", "match"), BAD_ARTICULATIONS.values(), ids=BAD_ARTICULATIONS.keys())
+def test_bad_articulation_is_refused_when_made(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        humanize(groove(bars=1), replace_params(DRY, articulations=(art,)), amount=0.0)
+        Articulation(**kwargs)
 
 
 # --- bad values -----------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"amount": -0.1}, "amount"),
-        ({"amount": 1.5}, "amount"),
-        ({"amount": math.nan}, "amount"),
-        ({"amount": "1"}, "amount"),
-        ({"swing": 45.0}, "swing"),
-        ({"swing": 80.0}, "swing"),
-        ({"swing": math.nan}, "swing"),
-        ({"seed": -1}, "seed"),
-        ({"params": HumanizeParams(swing=90)}, "swing"),
-        ({"params": HumanizeParams(ghost_note_prob=1.2)}, "ghost_note_prob"),
-        ({"params": HumanizeParams(micro_timing_ms=-1)}, "micro_timing_ms"),
-        ({"params": HumanizeParams(drift_ms=math.inf)}, "drift_ms"),
-        ({"params": HumanizeParams(velocity_variation=math.nan)}, "velocity_variation"),
-        ({"params": HumanizeParams(voice_offsets_ms={"hihat": -10.0})}, "hihat"),
-    ],
-    ids=[
-        "amount-negative", "amount-above-1", "amount-nan", "amount-str", "swing-45", "swing-80", "swing-nan",
-        "seed-negative", "params-swing", "ghost-prob", "micro-negative", "drift-inf", "variation-nan",
-        "offset-unknown-voice",
-    ],
-)
-def test_bad_values_raise_naming_the_field(kwargs: dict, match: str) -> None:
-    kwargs = {"params": DRY, **kwargs}
+BAD_PARAMS = {
+    "swing": (dict(swing=90), "swing"),
+    "ghost-prob": (dict(ghost_note_prob=1.2), "ghost_note_prob"),
+    "micro-negative": (dict(micro_timing_ms=-1), "micro_timing_ms"),
+    "drift-inf": (dict(drift_ms=math.inf), "drift_ms"),
+    "variation-nan": (dict(velocity_variation=math.nan), "velocity_variation"),
+    "offset-unknown-voice": (dict(voice_offsets_ms={"hihat": -10.0}), "hihat"),
+    "offset-too-large": (dict(voice_offsets_ms={"snare": 500.0}), "snare"),
+    "swing-bool": (dict(swing=True), "swing"),
+}
+
+
+@pytest.mark.parametrize(("kwargs", "match"), BAD_PARAMS.values(), ids=BAD_PARAMS.keys())
+def test_bad_params_are_refused_when_made_naming_the_field(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        humanize(groove(bars=1), **kwargs)
+        HumanizeParams(**kwargs)
 
 
 # --- measure_feel ---------------------------------------------------------------------------------
@@ -320,7 +355,7 @@ def test_bad_values_raise_naming_the_field(kwargs: dict, match: str) -> None:
 def test_measure_feel_recovers_swing(swing: float, micro: float, hat_ms: float) -> None:
     pattern = groove(bars=8)
     offsets = {"closed_hat": hat_ms}
-    params = replace_params(DRY, micro_timing_ms=micro, drift_ms=micro, voice_offsets_ms=offsets)
+    params = replace(DRY, micro_timing_ms=micro, drift_ms=micro, voice_offsets_ms=offsets)
     out = humanize(pattern, params, swing=swing, seed=0)
     feel = measure_feel(out)
     assert feel["swing"] == pytest.approx(swing, abs=0.5 if micro == 0 else 2.0)
