@@ -4,8 +4,8 @@ Exported files are type 1 at 480 PPQ with two tracks:
 
 * track 0 (conductor): ``set_tempo``, ``time_signature``, one ``text`` event
   ``"key=value"`` per ``pattern.meta`` item (the generation recipe, keys sorted),
-  and a ``"drumgen bpm=<tempo>"`` marker on the last bar line (the loop end and the exact tempo,
-  which ``set_tempo``'s whole microseconds cannot hold);
+  and ``"drumgen bpm=<tempo>"`` on the last bar line, as a text event and a marker (the loop end
+  and the exact tempo, which ``set_tempo``'s whole microseconds cannot hold);
 * track 1 (drums): ``track_name``, ``note_on``/``note_off`` pairs on channel 10
   (index 9).
 
@@ -124,7 +124,9 @@ def pattern_to_midi(pattern: Pattern, track_name: str = DEFAULT_TRACK_NAME, chec
     for key in sorted(pattern.meta):
         text = _utf8_text(f"{key}={pattern.meta[key]}")
         conductor.append((0, mido.MetaMessage("text", text=text)))
-    conductor.append((end, mido.MetaMessage("marker", text=f"{MARKER_PREFIX} bpm={float(pattern.tempo)!r}")))
+    loop_end = f"{MARKER_PREFIX} bpm={float(pattern.tempo)!r}"
+    conductor.append((end, mido.MetaMessage("text", text=loop_end)))  # tools that end at the last text see the loop
+    conductor.append((end, mido.MetaMessage("marker", text=loop_end)))  # the reader (symusic) reads markers
 
     drums: list[tuple[int, mido.Message | mido.MetaMessage]] = [
         (0, mido.MetaMessage("track_name", name=_utf8_text(track_name)))
