@@ -1,13 +1,17 @@
 """Bad input through the API door (gradio_client against a real server on loopback, one launch
-for the module): every bad value gets an error that names its field, never a traceback or a hung
-request; boundary values get a groove; the same seed gives the same MIDI alone or among 16
-concurrent requests; no request reads files outside the app's own temp area.
+for the module): every bad value gets an error that names its field and what is allowed, never a
+traceback or a hung request; boundary values get a groove; the same seed gives the same MIDI alone
+or among 16 concurrent requests; no request reads files outside the app's own temp area.
+
+This is the one matrix of bad and boundary values for the API; the ranges are
+:mod:`drumgen.limits`'s.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,14 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_app import served  # noqa: F401 (the module-scoped app + client fixture)
+from app_fixtures import REQUEST_TIMEOUT_S, Served, served  # noqa: F401 (the module-scoped app fixture)
 
+from drumgen.constants import MAX_SEED
 from drumgen.midi_io import midi_to_pattern
-from drumgen.pipeline import MAX_SEED
 
 NAN, INF = math.nan, math.inf
 BASE = {"style": "funk", "bars": 1, "seed": 1, "random_seed": False}
-REQUEST_TIMEOUT_S = 60  # no request may hang
 
 BAD = [  # (id, parameters, the field the error must name)
     ("tempo-999", {"tempo": 999}, "tempo"),
@@ -32,7 +35,8 @@ BAD = [  # (id, parameters, the field the error must name)
     ("tempo-inf", {"tempo": INF}, "tempo"),
     ("tempo--inf", {"tempo": -INF}, "tempo"),
     ("tempo-text", {"tempo": "fast"}, "tempo"),
-    ("tempo-none", {"tempo": None}, "tempo"),
+    ("tempo-true", {"tempo": True}, "tempo"),
+    ("tempo-numeric-text", {"tempo": "95.5"}, "tempo"),  # a string is not a number
     ("bars-0", {"bars": 0}, "bars"),
     ("bars-33", {"bars": 33}, "bars"),
     ("bars-2.5", {"bars": 2.5}, "bars"),
@@ -44,6 +48,7 @@ BAD = [  # (id, parameters, the field the error must name)
     ("style-number", {"style": 5}, "style"),
     ("kit-unknown", {"kit": "cowbell"}, "kit"),
     ("kit-path", {"kit": "../../etc/passwd"}, "kit"),
+    ("kit-number", {"kit": 3}, "kit"),
     ("humanize-negative", {"humanize": -1}, "humanize"),
     ("humanize-101", {"humanize": 101}, "humanize"),
     ("humanize-nan", {"humanize": NAN}, "humanize"),
@@ -51,13 +56,14 @@ BAD = [  # (id, parameters, the field the error must name)
     ("swing-inf", {"swing_override": True, "swing": INF}, "swing"),
     ("fill_every-3", {"fill_every": 3}, "fill_every"),
     ("fill_every-text", {"fill_every": "often"}, "fill_every"),
+    ("fill_every-true", {"fill_every": True}, "fill_every"),
     ("temperature-negative", {"temperature": -0.5}, "temperature"),
     ("temperature-3", {"temperature": 3}, "temperature"),
     ("temperature-nan", {"temperature": NAN}, "temperature"),
     ("top_k-negative", {"top_k": -1}, "top_k"),
-    ("top_k-201", {"top_k": 201}, "top_k"),
+    ("top_k-501", {"top_k": 501}, "top_k"),
     ("top_k-2.5", {"top_k": 2.5}, "top_k"),
-    ("top_p-0", {"top_p": 0}, "top_p"),  # the slider's floor is 0.05 (0 would mean greedy: use temperature 0)
+    ("top_p-negative", {"top_p": -0.1}, "top_p"),
     ("top_p-1.5", {"top_p": 1.5}, "top_p"),
     ("top_p-nan", {"top_p": NAN}, "top_p"),
     ("seed-negative", {"seed": -1}, "seed"),
@@ -66,12 +72,21 @@ BAD = [  # (id, parameters, the field the error must name)
     ("seed-1.5", {"seed": 1.5}, "seed"),
     ("seed-nan", {"seed": NAN}, "seed"),
     ("seed-text", {"seed": "abc"}, "seed"),
+    ("variation-negative", {"variation": -1}, "variation"),
+    ("variation-101", {"variation": 101}, "variation"),
+    ("variation-nan", {"variation": NAN}, "variation"),
+    ("variation-text", {"variation": "some"}, "variation"),
+    ("random_seed-text", {"random_seed": "false"}, "random_seed"),  # would be true to a plain checkbox
+    ("random_seed-number", {"random_seed": 0}, "random_seed"),
+    ("swing_override-text", {"swing_override": "true", "swing": 60}, "swing_override"),
+    ("swing_override-null", {"swing_override": None}, "swing_override"),
 ]
 
 GOOD = [  # (id, parameters): boundary values that must give a groove
     ("temperature-0", {"temperature": 0}),
     ("temperature-2", {"temperature": 2}),
     ("top_p-1", {"top_p": 1}),
+    ("top_p-0", {"top_p": 0}),  # only the likeliest token
     ("top_p-0.05", {"top_p": 0.05}),
     ("top_k-0", {"top_k": 0}),
     ("top_k-above-vocabulary", {"top_k": 200}),  # the model's vocabulary is smaller than 200
@@ -85,11 +100,19 @@ GOOD = [  # (id, parameters): boundary values that must give a groove
     ("swing-75", {"swing_override": True, "swing": 75}),
     ("style-display-name", {"style": "Metro Boomin", "bars": 2}),
     ("fill_every-8", {"fill_every": 8, "bars": 8}),
+    ("variation-0", {"variation": 0, "bars": 4}),
+    ("variation-100", {"variation": 100}),
+    ("tempo-left-out", {"tempo": None}),
+    ("kit-left-out", {"kit": None}),
+    ("sampling-left-out", {"temperature": None, "top_k": None, "top_p": None}),
 ]
 
 
-INPUTS = {"style": "funk", "tempo": 100, "bars": 1, "kit": "standard", "humanize": 100, "swing_override": False,
-          "swing": 60, "fill_every": 0, "temperature": 1, "top_k": 0, "top_p": 1, "seed": 1, "random_seed": False}
+INPUTS = {  # /generate's inputs in order, with its defaults (None: the style's own)
+    "style": "funk", "tempo": None, "bars": 4, "kit": None, "humanize": 100, "swing_override": False, "swing": None,
+    "fill_every": None, "temperature": None, "top_k": None, "top_p": None, "seed": 0, "random_seed": True,
+    "variation": None,
+}
 
 
 def raw_call(url: str, **params: Any) -> tuple[str, str]:
@@ -127,8 +150,8 @@ def call(client: Any, **params: Any) -> tuple[str | None, str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def client(served: tuple[Any, Any]) -> Any:  # noqa: F811
-    return served[1]
+def client(served: Served) -> Any:  # noqa: F811
+    return served.client
 
 
 @pytest.mark.parametrize(("params", "field"), [pytest.param(p, f, id=i) for i, p, f in BAD])
@@ -138,7 +161,8 @@ def test_bad_value_gets_an_error_naming_the_field(client: Any, params: dict[str,
     with pytest.raises(AppError) as info:
         call(client, **params)
     message = str(info.value)
-    assert field in message, message
+    assert re.search(rf"\b{field}\b", message), message
+    assert "must be" in message or "valid styles" in message, message  # says what is allowed
     assert "Traceback" not in message and "\n" not in message.strip()
 
 
@@ -148,8 +172,8 @@ def test_boundary_value_gets_a_groove(client: Any, params: dict[str, Any]) -> No
     request = {**BASE, **params}
     pattern = midi_to_pattern(Path(midi_path).read_bytes())
     assert pattern.bars == request["bars"] == summary["bars"] and pattern.notes
-    if "tempo" in params:
-        assert pattern.tempo == pytest.approx(params["tempo"], abs=0.01)
+    if params.get("tempo") is not None:
+        assert pattern.tempo == pytest.approx(float(params["tempo"]), abs=0.01) == summary["tempo"]
     if not request["random_seed"]:
         assert summary["seed"] == request["seed"]
     assert audio is not None and Path(audio).stat().st_size > 0
@@ -184,13 +208,13 @@ def test_same_seed_same_midi_alone_or_among_16_concurrent_requests(client: Any) 
     assert all(r != alone for r, p in zip(results, jobs, strict=True) if p is not probe)
 
 
-def test_no_request_reads_files_outside_the_app(served: tuple[Any, Any]) -> None:  # noqa: F811
+def test_no_request_reads_files_outside_the_app(served: Served) -> None:  # noqa: F811
     """The file route serves only the app's own outputs: system files, the repo and path tricks are refused."""
-    app, client = served
-    base = client.src.rstrip("/") + "/gradio_api/file="
-    secret = app.TMP_ROOT / "not-an-output.txt"  # inside the app's temp root, but never handed out
+    root = served.temp.root
+    base = served.url.rstrip("/") + "/gradio_api/file="
+    secret = root / "not-an-output.txt"  # inside the app's temp root, but never handed out
     secret.write_text("private")
-    targets = ["/etc/passwd", str(Path(app.__file__).resolve()), str(app.TMP_ROOT / ".." / ".." / "etc" / "passwd"),
+    targets = ["/etc/passwd", str(Path(served.app.__file__).resolve()), str(root / ".." / ".." / "etc" / "passwd"),
                str(secret), "../../../../etc/passwd", urllib.parse.quote("/etc/passwd", safe="")]
     for target in targets:
         try:
@@ -201,19 +225,18 @@ def test_no_request_reads_files_outside_the_app(served: tuple[Any, Any]) -> None
             assert exc.code in (400, 403, 404), (target, exc.code)
 
 
-def test_the_app_takes_no_uploads(served: tuple[Any, Any]) -> None:  # noqa: F811
+def test_the_app_takes_no_uploads(served: Served) -> None:  # noqa: F811
     """No component takes a file, and gradio's upload route (open to anyone) refuses every file,
     so nobody can fill the server's disk through it."""
     import gradio as gr
 
-    app, client = served
     takes_files = (gr.File, gr.Audio, gr.Image, gr.Video, gr.UploadButton, gr.Model3D, gr.Gallery)
-    inputs = [b for b in app.demo.blocks.values() if isinstance(b, takes_files) and b.interactive]
+    inputs = [b for b in served.blocks.blocks.values() if isinstance(b, takes_files) and b.interactive]
     assert inputs == []
     boundary = "drumgenboundary"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.bin\"\r\n"
             f"Content-Type: application/octet-stream\r\n\r\n{'x' * 100_000}\r\n--{boundary}--\r\n").encode()
-    post = urllib.request.Request(client.src.rstrip("/") + "/gradio_api/upload", data=body,
+    post = urllib.request.Request(served.url.rstrip("/") + "/gradio_api/upload", data=body,
                                   headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(post, timeout=10)
