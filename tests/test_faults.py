@@ -8,7 +8,8 @@
   arrives, with a notice saying why there is no audio (API and CLI);
 - temp space full or read-only: the MIDI still arrives when only the audio cannot be saved; when
   even the MIDI cannot be saved the error says so and gives the seed; the app keeps serving;
-- a GPU out-of-memory while generating or loading falls back to the CPU with a logged warning.
+- a GPU out-of-memory while generating or loading falls back to the CPU with a logged warning;
+- a checkpoint put in place while the app runs is picked up by the next request (no restart).
 """
 
 from __future__ import annotations
@@ -17,20 +18,22 @@ import errno
 import json
 import logging
 import pathlib
+import shutil
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from app_fixtures import REQUEST_TIMEOUT_S, Served, serve, served  # noqa: F401 (the module-scoped app fixture)
 from conftest import use_checkpoint
-from test_app import served  # noqa: F401 (the module-scoped app + client fixture)
 
-from drumgen import audio, model_loader, pipeline
+from drumgen import audio, engine, model_loader
 from drumgen.audio import INSTALL_HINT, AudioUnavailableError
-from drumgen.loadtest import AppProcess
+from drumgen.engine import Engine
 from drumgen.midi_io import midi_to_pattern
-from drumgen.pipeline import GenerateRequest, generate_grooves
+from drumgen.request import GenerateRequest
+from drumgen.tools.loadtest import AppProcess
 
 SECRET = "hf_sentinel_do_not_log_0123456789"
 TRAIN_FIX = "python -m drumgen train"
@@ -47,7 +50,7 @@ def checkpoint(request: pytest.FixtureRequest) -> None:
 def generate(client: Any, **params: Any) -> tuple[str | None, str, dict[str, Any]]:
     job = client.submit(**{"style": "funk", "bars": 1, "seed": 3, "random_seed": False, **params},
                         api_name="/generate")
-    return job.result(timeout=60)
+    return job.result(timeout=REQUEST_TIMEOUT_S)
 
 
 # --- start-up without a usable model ------------------------------------------------------------------
@@ -90,10 +93,10 @@ def test_app_starts_without_a_model_and_says_how_to_fix_it(broken_checkpoint: tu
 
 
 # --- audio unavailable --------------------------------------------------------------------------------
-def test_missing_soundfont_still_gives_the_midi_with_a_notice(served: tuple[Any, Any],  # noqa: F811
+def test_missing_soundfont_still_gives_the_midi_with_a_notice(served: Served,  # noqa: F811
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DRUMGEN_SOUNDFONT", "/nonexistent/kit.sf2")
-    audio_path, midi_path, summary = generate(served[1], bars=2)
+    audio_path, midi_path, summary = generate(served.client, bars=2)
     assert audio_path is None
     assert midi_to_pattern(Path(midi_path).read_bytes()).bars == 2
     assert len(summary["notices"]) == 1
@@ -105,10 +108,10 @@ def no_fluidsynth() -> None:
     raise AudioUnavailableError(f"{INSTALL_HINT} (OSError: libfluidsynth.so.3: cannot open shared object file)")
 
 
-def test_missing_libfluidsynth_still_gives_the_midi_with_a_notice(served: tuple[Any, Any],  # noqa: F811
+def test_missing_libfluidsynth_still_gives_the_midi_with_a_notice(served: Served,  # noqa: F811
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(audio, "_load_fluidsynth", no_fluidsynth)
-    audio_path, midi_path, summary = generate(served[1])
+    audio_path, midi_path, summary = generate(served.client)
     assert audio_path is None and midi_to_pattern(Path(midi_path).read_bytes()).bars == 1
     assert "libfluidsynth" in summary["notices"][0] and "apt-get install" in summary["notices"][0]
 
@@ -125,35 +128,33 @@ def test_cli_without_fluidsynth_writes_the_midi_and_reports_why(monkeypatch: pyt
 
 
 # --- temp space full or read-only ---------------------------------------------------------------------
-def test_full_disk_for_audio_still_gives_the_midi(served: tuple[Any, Any],  # noqa: F811
+def test_full_disk_for_audio_still_gives_the_midi(served: Served,  # noqa: F811
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    app, client = served
-
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(audio, "write_audio", full)  # write_groove imports it at call time
-    audio_path, midi_path, summary = generate(client)
+    monkeypatch.setattr(engine, "write_audio", full)  # what write_groove calls
+    audio_path, midi_path, summary = generate(served.client)
     assert audio_path is None and midi_to_pattern(Path(midi_path).read_bytes()).bars == 1
     assert "No space left on device" in summary["notices"][0] and "MIDI file is fine" in summary["notices"][0]
 
 
 @pytest.mark.parametrize("fault", ["read-only", "full"])
-def test_when_not_even_the_midi_can_be_saved_the_error_says_so(served: tuple[Any, Any],  # noqa: F811
+def test_when_not_even_the_midi_can_be_saved_the_error_says_so(served: Served,  # noqa: F811
                                                                monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
     from gradio_client.exceptions import AppError
 
-    app, client = served
+    client, root = served.client, served.temp.root
     if fault == "read-only":
         def read_only() -> Path:
-            raise OSError(errno.EROFS, "Read-only file system", str(app.TMP_ROOT))
+            raise OSError(errno.EROFS, "Read-only file system", str(root))
 
-        monkeypatch.setattr(app.TEMP, "request_dir", read_only)
+        monkeypatch.setattr(served.temp, "request_dir", read_only)
     else:
         original = pathlib.Path.write_bytes
 
         def write_bytes(self: Path, data: bytes) -> int:
-            if app.TMP_ROOT in self.parents:
+            if root in self.parents:
                 raise OSError(errno.ENOSPC, "No space left on device")
             return original(self, data)
 
@@ -175,7 +176,7 @@ def test_cli_out_of_space_keeps_the_midi_or_says_so(monkeypatch: pytest.MonkeyPa
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(audio, "write_audio", full)  # write_groove imports it at call time
+    monkeypatch.setattr(engine, "write_audio", full)  # what write_groove calls
     assert main(["generate", "--style", "funk", "--bars", "1", "--seed", "3", "--out", str(tmp_path)]) == 0
     line = json.loads(capsys.readouterr().out)
     assert "No space left on device" in line["audio_error"] and Path(line["midi"]).is_file()
@@ -188,29 +189,25 @@ def test_cli_out_of_space_keeps_the_midi_or_says_so(monkeypatch: pytest.MonkeyPa
 # --- GPU out of memory --------------------------------------------------------------------------------
 def test_gpu_out_of_memory_while_generating_falls_back_to_the_cpu(monkeypatch: pytest.MonkeyPatch,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
-    calls: list[str] = []
-    original_generate, original_load = pipeline.generate_pattern, pipeline.load_bundle
+    devices: list[str] = []
+    original = engine.sample_tokens
 
-    def generate_pattern(model: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append("generate")
-        if calls.count("generate") == 1:
+    def sample_tokens(model: Any, *args: Any, **kwargs: Any) -> Any:
+        devices.append(next(model.parameters()).device.type)
+        if len(devices) == 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return original_generate(model, *args, **kwargs)
+        return original(model, *args, **kwargs)
 
-    def load_bundle(path: str, device: str | None = None) -> Any:
-        calls.append(f"load on {device}")
-        return original_load(path, device=device)
-
-    monkeypatch.setattr(pipeline, "generate_pattern", generate_pattern)
-    monkeypatch.setattr(pipeline, "load_bundle", load_bundle)
+    drums = Engine.load()
     request = GenerateRequest(style="funk", bars=2, seed=5, audio=False)
-    with caplog.at_level(logging.WARNING, logger="drumgen.pipeline"):
-        grooves = generate_grooves(request)
-    assert calls == ["load on None", "generate", "load on cpu", "generate"]  # None: CUDA when present
+    monkeypatch.setattr(engine, "sample_tokens", sample_tokens)
+    with caplog.at_level(logging.WARNING, logger="drumgen.engine"):
+        grooves = drums.generate(request)
+    assert len(devices) == 2 and devices[1] == "cpu"  # tried once, then again on the CPU
     assert grooves[0].pattern.bars == 2 and grooves[0].pattern.notes
     assert any("out of memory" in r.getMessage() and "CPU" in r.getMessage() for r in caplog.records)
     monkeypatch.undo()
-    assert generate_grooves(request)[0].midi == grooves[0].midi  # the same groove as without the fault
+    assert drums.generate(request)[0].midi == grooves[0].midi  # the same groove as without the fault
 
 
 def test_gpu_out_of_memory_while_loading_falls_back_to_the_cpu(monkeypatch: pytest.MonkeyPatch,
@@ -225,13 +222,41 @@ def test_gpu_out_of_memory_while_loading_falls_back_to_the_cpu(monkeypatch: pyte
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
         return original_to(self, *args, **kwargs)
 
+    def clear() -> None:  # do not leave this model cached for other tests
+        model_loader.load_model.cache_clear()
+        model_loader._load_checkpoint.cache_clear()
+
     monkeypatch.setattr(model_loader, "pick_device", lambda device=None: torch.device("cuda"))
     monkeypatch.setattr(DrumPatternTransformer, "to", to)
-    model_loader.load_model.cache_clear()
+    clear()
     try:
         with caplog.at_level(logging.WARNING, logger="drumgen.model_loader"), pytest.warns(RuntimeWarning):
             model, _ = model_loader.load_model(str(get_model_path("funk")), "cuda:0")
     finally:
-        model_loader.load_model.cache_clear()  # do not leave this model cached for other tests
+        clear()
     assert next(model.parameters()).device.type == "cpu"
     assert any("out of memory" in r.getMessage() for r in caplog.records)
+
+
+# --- a model that arrives later -----------------------------------------------------------------------
+def test_a_checkpoint_put_in_place_is_used_without_a_restart(tmp_path: Path) -> None:
+    """Started without a model, the app says so; once the checkpoint is there, the next request gets a groove."""
+    from gradio_client.exceptions import AppError
+
+    from drumgen.styles import shared_checkpoint
+
+    real = shared_checkpoint()
+    folder = tmp_path / "later"
+    late = serve(lambda: Engine.load(folder / real.name))
+    try:
+        assert late.startup_error and str(folder / real.name) in late.startup_error
+        with pytest.raises(AppError, match="model is not available"):
+            generate(late.client)
+        folder.mkdir()
+        for name in (real.name, "tokenizer.json", "metadata.json"):
+            if (real.parent / name).is_file():
+                shutil.copyfile(real.parent / name, folder / name)
+        _, midi_path, summary = generate(late.client, bars=2)
+        assert summary["seed"] == 3 and midi_to_pattern(Path(midi_path).read_bytes()).bars == 2
+    finally:
+        late.blocks.close()
