@@ -148,7 +148,8 @@ def test_render_to_file_and_explicit_format(tmp_path: Path, soundfont: Path) -> 
     [
         pytest.param({"sample_rate": 7999}, "sample_rate", id="rate-low"),
         pytest.param({"sample_rate": 96001}, "sample_rate", id="rate-high"),
-        pytest.param({"sample_rate": 44100.0}, "sample_rate", id="rate-float"),
+        pytest.param({"sample_rate": 44100.5}, "sample_rate", id="rate-fraction"),
+        pytest.param({"sample_rate": 16000}, "22050, 32000, 44100, 48000", id="rate-not-offered"),
         pytest.param({"kit": "cowbell"}, "standard, room", id="kit-unknown"),
         pytest.param({"kit": 128}, "0-127", id="kit-number"),
         pytest.param({"tail_seconds": -1.0}, "tail_seconds", id="tail-negative"),

@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 
 from drumgen import styles
-from drumgen.drum_map import VOICES
-from drumgen.pattern import MAX_TEMPO, MIN_TEMPO
+from drumgen.constants import MAX_TEMPO, MIN_TEMPO
 from drumgen.styles import (
-    GENRES,
     KIT_PROGRAMS,
     StylePreset,
     StylePresetError,
@@ -28,11 +26,14 @@ from drumgen.styles import (
     load_preset,
     preset_problems,
 )
+from drumgen.voices import VOICES
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "styles"
 PRODUCERS = ("j_dilla", "metro_boomin", "questlove")
+GENRES = ("afrobeat", "afrocuban", "funk", "hiphop", "jazz", "latin", "neworleans", "pop", "punk", "reggae", "rock",
+          "soul")  # the dataset genres with enough grooves for a preset
 
-# The original design's producer values (BRIEF.md, "Styles").
+# The original design's producer values.
 PRODUCER_VALUES = {
     "j_dilla": dict(name="J Dilla", description="Signature swing and soulful groove", swing=62,
                     micro_timing_ms=20, ghost_note_prob=0.4, velocity_variation=0.15, tempo=(85, 95)),
@@ -347,10 +348,10 @@ def test_get_model_path_shared_checkpoint(
     assert get_model_path(style_id) == ckpt.resolve()
 
 
-def test_get_model_path_default_is_repo_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(styles, "REPO_ROOT", Path("/nonexistent-repo"))
-    want = re.escape(str(Path("/nonexistent-repo") / "checkpoints" / "drumgen.pt"))
-    with pytest.raises(FileNotFoundError, match=want):
+def test_get_model_path_default_is_the_shipped_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = Path("/nonexistent-repo") / "checkpoints" / "drumgen.pt"
+    monkeypatch.setattr(styles, "DEFAULT_CHECKPOINT", missing)
+    with pytest.raises(FileNotFoundError, match=re.escape(str(missing)) + ".*python -m drumgen train"):
         get_model_path("rock")
 
 
