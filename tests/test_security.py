@@ -1,4 +1,5 @@
-"""Security checks that need no server: output file names are never paths, the Docker image runs as a
+"""Security checks that need no server: output file names are never paths, a bad value is never
+echoed back whole, the page shows a start-up error as text (not markup), the Docker image runs as a
 non-root user and holds only the app (no repository history, virtualenv, tests or secrets).
 
 With a server: the API tests refuse files outside the app (test_reliability_api.py), the app takes
@@ -16,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drumgen.midi_io import pattern_filename
+from drumgen.request import GenerateRequest, resolve_request
+from drumgen.styles import StyleRegistry
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE_SOURCES = {"requirements.txt", "app.py", "pyproject.toml", "drumgen/", "styles/", "checkpoints/"}
@@ -43,6 +46,40 @@ def test_any_style_text_gives_a_plain_file_name(style: str, tempo: float, bars: 
     name = pattern_filename(style, tempo, bars, seed)
     assert SAFE_NAME.match(name.replace(f"seed{seed}", "seed")), name
     assert Path(name).name == name and ".." not in name
+
+
+HUGE = "9" * 100_000
+MAX_MESSAGE = 400  # characters: the field, what is allowed, and a short prefix of what was sent
+
+
+@pytest.mark.parametrize("field", ["style", "bars", "tempo", "seed", "count", "temperature", "top_k", "top_p",
+                                   "humanize", "variation", "swing", "kit", "fill_every", "audio", "sample_rate"])
+def test_a_huge_value_is_never_echoed_whole(field: str) -> None:
+    request = GenerateRequest(style=HUGE) if field == "style" else GenerateRequest(style="funk", **{field: HUGE})
+    with pytest.raises(ValueError) as info:
+        resolve_request(request, StyleRegistry())
+    message = str(info.value)
+    assert field in message and len(message) < MAX_MESSAGE, message[:MAX_MESSAGE]
+
+
+def test_the_start_up_error_is_shown_as_text_not_markup() -> None:
+    import sys
+
+    from drumgen.web.handlers import AppHandlers
+    from drumgen.web.serving import EngineSource, TempArea
+
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    import app
+
+    def never() -> None:
+        raise AssertionError("building the page loads no model")
+
+    blocks = app.build_app(AppHandlers(EngineSource(never), TempArea(max_age_s=60)),
+                           "no model at /tmp/<img src=x onerror=alert(1)>")
+    shown = [str(c.get("props", {}).get("value")) for c in blocks.get_config_file()["components"]
+             if "Model not loaded" in str(c.get("props", {}).get("value", ""))]
+    assert len(shown) == 1 and "<img" not in shown[0] and "&lt;img src=x onerror=alert(1)&gt;" in shown[0]
 
 
 def dockerfile() -> list[tuple[str, str]]:
