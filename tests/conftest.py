@@ -84,7 +84,7 @@ def write_groove_dataset(root: Path) -> Path:
 
 
 def tiny_train_config():
-    from drumgen.train import TrainConfig
+    from drumgen.tools.train import TrainConfig
 
     return TrainConfig(epochs=3, windows_per_epoch=32, batch_size=8, n_layer=1, n_head=2, n_embd=32,
                        block_size=256, warmup_steps=2, lr=3e-3)
@@ -122,7 +122,7 @@ def tiny_checkpoint(groove_dataset: Path, tmp_path_factory: pytest.TempPathFacto
     """``(checkpoint folder, metadata)`` of a tiny model trained on :func:`groove_dataset` (CPU)."""
     import torch
 
-    from drumgen.train import train
+    from drumgen.tools.train import train
 
     out = tmp_path_factory.mktemp("tiny_ckpt")
     before = torch.get_num_threads()

@@ -16,7 +16,7 @@ import mido
 import pytest
 
 from drumgen.cli import main
-from drumgen.drum_map import GM_DRUM_CHANNEL, VOICE_PITCH
+from drumgen.voices import GM_DRUM_CHANNEL, VOICE_PITCH
 from drumgen.midi_io import midi_to_pattern
 from drumgen.model_loader import load_bundle, load_model, load_tokenizer
 from drumgen.pattern import PPQ

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from drumgen.evaluate import evaluate
+from drumgen.tools.evaluate import evaluate
 from drumgen.styles import CHECKPOINT_ENV
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, use_checkpoint
 
+from drumgen.constants import MAX_SEED
 from drumgen.midi_io import midi_to_pattern
-from drumgen.pipeline import MAX_SEED
 
 TIMEOUT_S = 120  # a hung command fails the test
 WORKERS = 3
@@ -32,7 +32,7 @@ SUBPROCESS = {"bars-2.5", "tempo-nan", "style-path", "seed-2^63", "audio_format-
               "seed-2^63-1-two-variations"}
 SAFE_NAME = re.compile(r"^[a-z0-9_]+\.(mid|ogg|wav)$")
 
-BAD = [  # (id, arguments, the field the one-line error must name: a regex, as pipeline or argparse spells it)
+BAD = [  # (id, arguments, the field the one-line error must name: a regex, as the limits or argparse spell it)
     ("bars-0", ["--bars", "0"], "bars"),
     ("bars-33", ["--bars", "33"], "bars"),
     ("bars-2.5", ["--bars", "2.5"], "bars"),
@@ -54,6 +54,8 @@ BAD = [  # (id, arguments, the field the one-line error must name: a regex, as p
     ("top_p-1.5", ["--top-p", "1.5"], "top[_-]p"),
     ("top_p-inf", ["--top-p", "inf"], "top[_-]p"),
     ("humanize-1.5", ["--humanize", "1.5"], "humanize"),
+    ("variation-1.5", ["--variation", "1.5"], "variation"),
+    ("variation-negative", ["--variation", "-0.1"], "variation"),
     ("swing-90", ["--swing", "90"], "swing"),
     ("kit-path", ["--kit", "../../etc/passwd"], "kit"),
     ("fill_every-3", ["--fill-every", "3"], "fill[_-]every"),
@@ -67,7 +69,8 @@ GOOD = [  # (id, arguments, bars, tempo or None): boundary values that must give
     ("top_p-0", ["--top-p", "0"], 1, None),
     ("top_p-1", ["--top-p", "1"], 1, None),
     ("top_k-0", ["--top-k", "0"], 1, None),
-    ("top_k-above-vocabulary", ["--top-k", "5000"], 1, None),
+    ("top_k-above-vocabulary", ["--top-k", "500"], 1, None),
+    ("variation-0", ["--variation", "0", "--bars", "4"], 4, None),
     ("32bars-300bpm", ["--bars", "32", "--tempo", "300"], 32, 300),
     ("1bar-40bpm", ["--bars", "1", "--tempo", "40"], 1, 40),
     ("seed-2^63-1-two-variations", ["--seed", str(MAX_SEED), "--count", "2"], 1, None),

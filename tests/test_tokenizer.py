@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from drumgen.drum_map import CANONICAL_PITCHES
+from drumgen.voices import CANONICAL_PITCHES
 from drumgen.pattern import PPQ, Note, Pattern
 from drumgen.tokenizer import GENRES, DrumTokenizer, quantize_pattern
 
