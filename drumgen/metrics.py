@@ -114,6 +114,7 @@ SIXTEENTH_TRIPLET = (PPQ // 4, PPQ // 3)  # 16th and 8th-note-triplet spacing of
 WINDOW_BARS = 4  # bars of one window of the Frechet-style distance
 WINDOW_KINDS = ("hit", "velocity", "offset")  # the three features of every voice and 16th step
 DEFAULT_COMPONENTS = 8  # principal components per feature kind of the Frechet-style distance
+PCA_OVERSAMPLE, PCA_ITERATIONS, PCA_SEED = 16, 12, 0  # subspace iteration for the leading components
 PUBLISHED_BARS = 16  # the published stability measure reads the first 16 bars of a groove
 _LEVENSHTEIN_CHUNK = 1024  # string pairs per vectorized pass
 
@@ -514,10 +515,9 @@ class WindowSpace:
             total = float((block**2).sum() / len(x))
             if total <= 0:  # a kind without variance (e.g. the offsets of quantized grooves) is left out
                 continue
-            _, _, vt = np.linalg.svd(block / np.sqrt(total), full_matrices=False)
-            k = max(1, min(n_components, len(x) - 1, vt.shape[0]))
+            k = max(1, min(n_components, len(x) - 1, int(cols.sum())))
             axes = np.zeros((k, x.shape[1]))
-            axes[:, cols] = vt[:k] / np.sqrt(total)
+            axes[:, cols] = _top_axes(block.T @ block / (len(x) * total), k).T / np.sqrt(total)
             components.append(axes)
             kinds += [kind] * k
         if not components:
@@ -527,6 +527,20 @@ class WindowSpace:
     def project(self, features: np.ndarray) -> np.ndarray:
         """(windows, components) coordinates of window features in this space."""
         return (np.asarray(features, dtype=np.float64) - self.mean) @ self.components.T
+
+
+def _top_axes(cov: np.ndarray, k: int) -> np.ndarray:
+    """(features, k) orthonormal leading eigenvectors of a covariance matrix, by subspace iteration
+    from a fixed start (deterministic; a full eigendecomposition of 576 x 576 costs seconds)."""
+    size = cov.shape[0]
+    width = min(size, k + PCA_OVERSAMPLE)
+    if width == size:
+        return np.linalg.eigh(cov)[1][:, ::-1][:, :k]
+    basis = np.linalg.qr(np.random.default_rng(PCA_SEED).standard_normal((size, width)))[0]
+    for _ in range(PCA_ITERATIONS):
+        basis = np.linalg.qr(cov @ basis)[0]
+    vals, vecs = np.linalg.eigh(basis.T @ cov @ basis)  # Rayleigh-Ritz on the found subspace
+    return (basis @ vecs[:, ::-1])[:, :k]
 
 
 def _sqrt_psd(m: np.ndarray) -> np.ndarray:
@@ -550,6 +564,12 @@ def frechet_distance(a: np.ndarray, b: np.ndarray, space: WindowSpace | None = N
     if kind is not None:
         keep = space.kinds == WINDOW_KINDS.index(kind)
         pa, pb = pa[:, keep], pb[:, keep]
+    return gaussian_frechet(pa, pb)
+
+
+def gaussian_frechet(pa: np.ndarray, pb: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two sets of points, (n, d) each (e.g.
+    ``WindowSpace.project`` output, so a bootstrap projects each set once)."""
     mu = pa.mean(axis=0) - pb.mean(axis=0)
     ca, cb = np.atleast_2d(np.cov(pa, rowvar=False)), np.atleast_2d(np.cov(pb, rowvar=False))
     root_a = _sqrt_psd(ca)

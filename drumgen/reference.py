@@ -47,11 +47,10 @@ from drumgen.metrics import (
     bar_kind_density,
     bar_stability,
     frechet_distance,
+    gaussian_frechet,
     ghost_share,
     has_backbeat,
     has_kick,
-    mean_edit_stability,
-    range_stability,
     stability_profiles,
     timing_stats,
     trap_checks,
@@ -102,11 +101,20 @@ def cut_bars(pattern: Pattern, start: int, bars: int) -> Pattern:
     """Bars ``start`` .. ``start + bars - 1`` (0-based) as a pattern of their own. A hit belongs
     to the bar of its nearest 16th (as in every grid), so a hit played a hair before the first
     bar line comes along with a small negative onset."""
-    tpb = pattern.ticks_per_bar
-    step = tpb / STEPS_PER_BAR
-    lo, hi = start * STEPS_PER_BAR, (start + bars) * STEPS_PER_BAR
-    notes = [Note(n.onset - start * tpb, n.pitch, n.velocity, n.duration) for n in pattern.notes
-             if lo <= round(n.onset / step) < hi]
+    return _cut(pattern, _bar_of_notes(pattern), start, bars)
+
+
+def _bar_of_notes(pattern: Pattern) -> np.ndarray:
+    """The bar of every note of ``pattern`` (that of its nearest 16th)."""
+    onsets = np.array([n.onset for n in pattern.notes], dtype=np.float64)
+    return np.rint(onsets / (pattern.ticks_per_bar / STEPS_PER_BAR)).astype(np.int64) // STEPS_PER_BAR
+
+
+def _cut(pattern: Pattern, bar_of: np.ndarray, start: int, bars: int) -> Pattern:
+    shift = start * pattern.ticks_per_bar
+    picked = np.flatnonzero((bar_of >= start) & (bar_of < start + bars))
+    notes = [pattern.notes[i] for i in picked.tolist()]
+    notes = [Note(n.onset - shift, n.pitch, n.velocity, n.duration) for n in notes] if shift else notes
     return Pattern(notes=notes, tempo=pattern.tempo, bars=bars, time_signature=pattern.time_signature)
 
 
@@ -115,10 +123,11 @@ def stretches(patterns: Sequence[Pattern], bars: int = STRETCH_BARS, min_bars: i
     shorter stretch is kept when it has at least ``min_bars`` bars."""
     out = []
     for p in patterns:
+        bar_of = _bar_of_notes(p)
         for start in range(0, p.bars, bars):
             n = min(bars, p.bars - start)
             if n >= min_bars:
-                out.append(cut_bars(p, start, n))
+                out.append(_cut(p, bar_of, start, n))
     return out
 
 
@@ -161,9 +170,13 @@ def genre_figures(grooves: GenreGrooves, floor: GenreGrooves | None = None) -> d
     stretch = stretches(grooves.beats)
     stretch_raw = stretches(grooves.beats_raw)
     cell_values = [v for p in stretch for v in bar_stability(p)]
-    edit_bars = sum(max(0, p.bars - 2) for p in stretch)
-    long = stretches(grooves.beats, FORM_BARS, FORM_BARS)
-    form = {f"bars_{a}_{b}": _mean([range_stability(p, a, b, "edit") for p in long]) for a, b in FORM_RANGES}
+    # one batched edit-distance pass per set of stretches; the published measure = interior bars
+    profiles = stability_profiles(stretch)
+    interior = [float(v) for prof in profiles for v in prof[1:-1]]
+    published = [float(v) for prof in stability_profiles(stretch_raw, published_pitches=True) for v in prof[1:-1]]
+    long = stability_profiles(stretches(grooves.beats, FORM_BARS, FORM_BARS))  # range_stability, batched
+    form: dict[str, Any] = {f"bars_{a}_{b}": _mean([float(prof[a - 1 : b].mean()) for prof in long])
+                            for a, b in FORM_RANGES}
     form["stretches"] = len(long)
 
     windows = beat_windows(grooves.beats_raw)
@@ -178,8 +191,8 @@ def genre_figures(grooves: GenreGrooves, floor: GenreGrooves | None = None) -> d
             frechet["floor_by_kind"] = {k: frechet_distance(floor_windows, windows, space, k) for k in WINDOW_KINDS}
             # how much the floor moves when this split's windows are resampled
             rng = np.random.default_rng(BOOTSTRAP_SEED)
-            boot = [frechet_distance(floor_windows, windows[rng.integers(0, len(windows), len(windows))], space)
-                    for _ in range(BOOTSTRAP_ROUNDS)]
+            pf, pw = space.project(floor_windows), space.project(windows)
+            boot = [gaussian_frechet(pf, pw[rng.integers(0, len(pw), len(pw))]) for _ in range(BOOTSTRAP_ROUNDS)]
             frechet["floor_bootstrap_sd"] = float(np.std(boot))
 
     trusted = (len(grooves.beats) >= MIN_TRUSTED_FILES and beat_bars >= MIN_TRUSTED_BARS
@@ -188,13 +201,13 @@ def genre_figures(grooves: GenreGrooves, floor: GenreGrooves | None = None) -> d
         "counts": {"beat_files": len(grooves.beats), "fill_files": len(grooves.fills),
                    "drummers": len(grooves.drummers), "beat_bars": beat_bars,
                    "fill_bars": sum(p.bars for p in grooves.fills), "stretches": len(stretch),
-                   "edit_stability_bars": edit_bars},
+                   "edit_stability_bars": len(interior)},
         "trusted": trusted,
         "stability": {
-            "edit": mean_edit_stability(stretch) if stretch else None,
+            "edit": _mean(interior),
             "cell": _mean(cell_values),
-            "edit_published_pitches": mean_edit_stability(stretch_raw, published_pitches=True) if stretch_raw else None,
-            "edit_all_bars": _mean([float(v) for prof in stability_profiles(stretch) for v in prof]),
+            "edit_published_pitches": _mean(published),
+            "edit_all_bars": _mean([float(v) for prof in profiles for v in prof]),
         },
         "form_32": form,
         "timing": timing_stats(grooves.beats_raw),

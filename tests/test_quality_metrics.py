@@ -31,7 +31,15 @@ from drumgen.metrics import (
     window_features,
 )
 from drumgen.pattern import PPQ, Note, Pattern
-from drumgen.reference import cut_bars, real_reference, stretches, trim_empty_bars, write_real_reference
+from drumgen.reference import (
+    GenreGrooves,
+    cut_bars,
+    genre_figures,
+    real_reference,
+    stretches,
+    trim_empty_bars,
+    write_real_reference,
+)
 from drumgen.tokenizer import quantize_pattern
 
 KICK, SNARE, CLAP, HAT, OPEN_HAT, HAT_EDGE, LOW_TOM, HIGH_TOM, CRASH = 36, 38, 39, 42, 46, 22, 43, 50, 49
@@ -330,6 +338,30 @@ def test_cutting_and_trimming_bars() -> None:
     assert [p.bars for p in stretches([loop(40)])] == [16, 16, 8]
     assert [p.bars for p in stretches([loop(37)])] == [16, 16]
     assert cut_bars(loop(4), 1, 2).notes == loop(2).notes
+
+
+def test_genre_figures_agree_with_the_measures_one_by_one() -> None:
+    rng = np.random.default_rng(5)
+
+    def varied(bars: int) -> Pattern:
+        notes = {n for b in range(bars) for n in rock_bar(b)}
+        notes |= {Note(int(t), int(p), 70) for t, p in zip(rng.integers(0, bars * BAR, bars * 3),
+                                                           rng.choice([KICK, SNARE, LOW_TOM, OPEN_HAT], bars * 3),
+                                                           strict=True)}
+        return Pattern(notes=sorted(notes), tempo=100.0, bars=bars)
+
+    beats = [varied(40), varied(33), varied(30)]
+    fig = genre_figures(GenreGrooves(beats_raw=beats, beats=[quantize_pattern(p) for p in beats], fills=[],
+                                     drummers={"a", "b"}))
+    cut = stretches([quantize_pattern(p) for p in beats])
+    assert [p.bars for p in cut] == [16, 16, 8, 16, 16, 16, 14]
+    assert fig["stability"]["edit"] == pytest.approx(mean_edit_stability(cut), abs=1e-4)
+    assert fig["stability"]["cell"] == pytest.approx(np.mean([v for p in cut for v in bar_stability(p)]), abs=1e-4)
+    long = stretches([quantize_pattern(p) for p in beats], 32, 32)
+    assert fig["form_32"]["stretches"] == 2
+    assert fig["form_32"]["bars_25_31"] == pytest.approx(np.mean([range_stability(p, 25, 31) for p in long]))
+    assert fig["counts"]["edit_stability_bars"] == sum(p.bars - 2 for p in cut)
+    assert fig["trusted"] and fig["frechet"]["floor"] is None
 
 
 def test_real_reference_on_the_tiny_synthetic_dataset(groove_dataset: Path, tmp_path: Path) -> None:
