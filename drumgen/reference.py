@@ -10,7 +10,9 @@ Per genre (the genres of the genre presets), from the 4/4 files of one split:
   what the model learns from); every grid snaps hits to the nearest 16th;
 - timing figures and the Frechet-style windows use the raw played onsets;
 - stability is measured on 16-bar stretches of the beat files (consecutive, from the first
-  bar; a shorter tail of at least 8 bars is kept), like a 16-bar generated groove.
+  bar; a shorter tail of at least 8 bars is kept), like a 16-bar generated groove; the
+  ``_first16`` figures read only the first 16 bars of every performance, as the published
+  evaluation does (drummers are steadier there than over a whole performance).
 
 The Frechet-style floor is the distance of the ``floor_split`` (train) windows of the genre to
 this split's, in a :class:`~drumgen.metrics.WindowSpace` fitted on the train windows; a
@@ -174,6 +176,11 @@ def genre_figures(grooves: GenreGrooves, floor: GenreGrooves | None = None) -> d
     profiles = stability_profiles(stretch)
     interior = [float(v) for prof in profiles for v in prof[1:-1]]
     published = [float(v) for prof in stability_profiles(stretch_raw, published_pitches=True) for v in prof[1:-1]]
+    # the published protocol proper: the first 16 bars of every performance only
+    firsts = [stretches([p])[:1] for p in grooves.beats_raw]
+    first_raw = [f[0] for f in firsts if f]
+    first_edit = [float(v) for prof in stability_profiles([quantize_pattern(p) for p in first_raw]) for v in prof[1:-1]]
+    first_published = [float(v) for prof in stability_profiles(first_raw, published_pitches=True) for v in prof[1:-1]]
     long = stability_profiles(stretches(grooves.beats, FORM_BARS, FORM_BARS))  # range_stability, batched
     form: dict[str, Any] = {f"bars_{a}_{b}": _mean([float(prof[a - 1 : b].mean()) for prof in long])
                             for a, b in FORM_RANGES}
@@ -208,6 +215,8 @@ def genre_figures(grooves: GenreGrooves, floor: GenreGrooves | None = None) -> d
             "cell": _mean(cell_values),
             "edit_published_pitches": _mean(published),
             "edit_all_bars": _mean([float(v) for prof in profiles for v in prof]),
+            "edit_first16": _mean(first_edit),
+            "edit_first16_published_pitches": _mean(first_published),
         },
         "form_32": form,
         "timing": timing_stats(grooves.beats_raw),
@@ -241,6 +250,8 @@ DEFINITIONS = {
     "stability.edit_published_pitches": "the same on the published pitch set only (drops hat edges 22/26, "
                                         "pedal hat 44, kick 35, clap 39, crashes 52/55, toms 41/58)",
     "stability.edit_all_bars": "the edit measure over every bar (first/last of a stretch: one neighbour)",
+    "stability.edit_first16": "the edit measure on the first 16 bars of every beat file only (the published protocol; "
+                              "_published_pitches: with its pitch set too)",
     "stability.cell": "grid cells (16 x 6) that differ from the nearer neighbour, every bar of each stretch",
     "form_32": "mean edit stability of bars 2-8 and 25-31 of 32-bar stretches",
     "timing": "offset (ms) of every raw hit from its token-grid point (nearest 16th, or an 8th triplet when "

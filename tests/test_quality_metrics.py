@@ -361,6 +361,8 @@ def test_genre_figures_agree_with_the_measures_one_by_one() -> None:
     assert fig["form_32"]["stretches"] == 2
     assert fig["form_32"]["bars_25_31"] == pytest.approx(np.mean([range_stability(p, 25, 31) for p in long]))
     assert fig["counts"]["edit_stability_bars"] == sum(p.bars - 2 for p in cut)
+    firsts = [quantize_pattern(cut_bars(p, 0, 16)) for p in beats]
+    assert fig["stability"]["edit_first16"] == pytest.approx(mean_edit_stability(firsts), abs=1e-4)
     assert fig["trusted"] and fig["frechet"]["floor"] is None
 
 
@@ -370,7 +372,7 @@ def test_real_reference_on_the_tiny_synthetic_dataset(groove_dataset: Path, tmp_
     assert ref["split"] == "validation" and ref["floor_split"] == "train"
     assert rock["counts"]["beat_files"] == 1 and rock["counts"]["beat_bars"] == 8 and not rock["trusted"]
     # strictly repeating, quantized grooves: no variation, no timing
-    assert rock["stability"]["edit"] == 0 and rock["stability"]["cell"] == 0
+    assert rock["stability"]["edit"] == 0 and rock["stability"]["cell"] == 0 and rock["stability"]["edit_first16"] == 0
     assert rock["timing"]["voices"]["snare"]["std_ms"] == 0 and rock["timing"]["snare_vs_hat_ms"] == 0
     assert funk["ghost_share"]["snare"] == pytest.approx(3 / 5)
     assert rock["bars"]["beat"]["hat_cells"] == 8 and funk["bars"]["beat"]["hat_cells"] == 16
