@@ -270,16 +270,18 @@ DEFINITIONS = {
 
 def real_reference(data_dir: str | Path, split: str = "validation", floor_split: str | None = "train",
                    genres: Sequence[str] = PRESET_GENRES,
-                   _cache: dict[str, dict[str, GenreGrooves]] | None = None) -> dict[str, Any]:
+                   cache: dict[str, dict[str, GenreGrooves]] | None = None) -> dict[str, Any]:
     """Every reference figure per genre on the real grooves of ``split`` (a JSON-ready dict).
 
     ``{"split", "floor_split", "seconds", "definitions", "genres": {genre: figures}}``; see
     :func:`genre_figures`. The Frechet-style floor compares ``floor_split`` with ``split``
     (skipped when they are the same or ``floor_split`` is None). Genres with fewer than 3 beat
-    files, 100 beat bars or 2 drummers are marked ``"trusted": false``.
+    files, 100 beat bars or 2 drummers are marked ``"trusted": false``. ``cache`` (split ->
+    :func:`load_grooves` result) is filled and reused, so a caller that also needs the
+    grooves (e.g. the windows for a Frechet-style distance) reads every file once.
     """
     started = time.time()
-    cache = _cache if _cache is not None else {}
+    cache = cache if cache is not None else {}
 
     def grooves(name: str) -> dict[str, GenreGrooves]:
         if name not in cache:
@@ -302,7 +304,7 @@ def write_real_reference(data_dir: str | Path, path: str | Path, splits: Sequenc
     split also gives the validation figures their Frechet-style floor) and write
     ``{split: reference}`` as JSON to ``path``; returns the dict."""
     cache: dict[str, dict[str, GenreGrooves]] = {}
-    out = {s: real_reference(data_dir, s, genres=genres, _cache=cache) for s in splits}
+    out = {s: real_reference(data_dir, s, genres=genres, cache=cache) for s in splits}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(out, indent=1) + "\n")
     log.info("wrote %s", path)
