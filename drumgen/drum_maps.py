@@ -4,7 +4,7 @@ each drum on the MIDI keyboard, and the remapping of a General MIDI groove onto 
 One TOML file per target in ``drum_maps/`` (file stem = id, e.g. ``superior_drummer_3.toml``):
 ``name``, ``source`` (the published map the numbers follow), optional ``notes_comment``, a
 ``[voices]`` table with the MIDI note (0-127) of each of the nine canonical voices
-(:data:`drumgen.drum_map.VOICES`) and an optional ``[articulations]`` table with the notes of
+(:data:`drumgen.voices.VOICES`) and an optional ``[articulations]`` table with the notes of
 the articulations the target has (:data:`ARTICULATIONS`). ``gm.toml`` is the default.
 
 The folder is :data:`drumgen.resources.DRUM_MAPS_DIR`, overridable with ``$DRUMGEN_DRUM_MAPS_DIR``
@@ -26,9 +26,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from drumgen.drum_map import VOICES, voice_of
-from drumgen.pattern import PPQ, Note
+from drumgen.constants import PPQ
+from drumgen.pattern import Note
 from drumgen.resources import DRUM_MAPS_DIR
+from drumgen.voices import VOICES, voice_of
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class UnknownDrumMapError(ValueError):
 
 @dataclass(frozen=True)
 class DrumMap:
-    """One target. ``voices`` holds a note for every voice in :data:`~drumgen.drum_map.VOICES`;
+    """One target. ``voices`` holds a note for every voice in :data:`~drumgen.voices.VOICES`;
     ``articulations`` holds only those (of :data:`ARTICULATIONS`) the target has. Treat both
     dicts as read-only: the instance is shared by every caller of the registry."""
 
@@ -304,7 +305,7 @@ def remap_notes(
 
     The ``gm`` map is the identity: every note keeps its pitch, including GM percussion that no
     voice explains (tambourine, cowbell, ...). For every other map each note is reduced to its
-    voice (:func:`drumgen.drum_map.voice_of`) and written as that voice's note, except:
+    voice (:func:`drumgen.voices.voice_of`) and written as that voice's note, except:
 
     * GM 44 (pedal hat) -> ``hat_pedal``; 37 (side stick) -> ``snare_side_stick``; 53 (ride bell)
       -> ``ride_bell``; 59 (ride cymbal 2, the ride edge on Roland kits) -> ``ride_edge``; Roland

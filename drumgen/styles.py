@@ -453,6 +453,11 @@ def get_style(name: str, styles_dir: str | os.PathLike[str] | None = None) -> St
     raise UnknownStyleError(f"unknown style {shown!r}; valid styles: {valid}")
 
 
+def preset_genres(styles_dir: str | os.PathLike[str] | None = None) -> tuple[str, ...]:
+    """The dataset genres the genre presets condition on, in :func:`list_styles` order."""
+    return tuple(dict.fromkeys(p.genre for p in list_styles(styles_dir) if p.kind == "genre"))
+
+
 def get_style_id(name: str, styles_dir: str | os.PathLike[str] | None = None) -> str:
     """Versioned model id of a style, e.g. ``"j_dilla_v1"`` (id + ``_v`` + version)."""
     return get_style(name, styles_dir).model_id

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from drumgen import drum_maps, resources
-from drumgen.drum_map import CANONICAL_PITCHES, VOICE_PITCH, VOICES
+from drumgen.constants import PPQ
 from drumgen.drum_maps import (
     ARTICULATIONS,
     HAT_EDGE_MIN_VELOCITY,
@@ -26,7 +26,8 @@ from drumgen.drum_maps import (
     load_drum_map,
     remap_notes,
 )
-from drumgen.pattern import PPQ, Note, Pattern
+from drumgen.pattern import Note, Pattern
+from drumgen.voices import CANONICAL_PITCHES, VOICE_PITCH, VOICES
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "drum_maps"
 SHIPPED_IDS = sorted(p.stem for p in SHIPPED_DIR.glob("*.toml"))

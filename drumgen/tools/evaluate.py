@@ -30,7 +30,7 @@ from drumgen.generate import generate_pattern
 from drumgen.midi_io import midi_to_pattern
 from drumgen.pattern import Pattern
 from drumgen.request import GenerateRequest
-from drumgen.styles import list_styles
+from drumgen.styles import list_styles, preset_genres
 from drumgen.tokenizer import DrumTokenizer
 from drumgen.tools.data import TokenizedFile, contiguous_windows, tokenize_split
 from drumgen.tools.metrics import bar_features, mean_stability
@@ -41,11 +41,6 @@ log = logging.getLogger(__name__)
 STABILITY_BARS = 16
 GENRE_SAMPLES = 12  # 4-bar samples per genre for the genre-consistency figure
 GENRE_SAMPLE_BARS = 4
-
-
-def genre_presets() -> tuple[str, ...]:
-    """The genres the shipped genre presets condition on."""
-    return tuple(dict.fromkeys(p.genre for p in list_styles() if p.kind == "genre"))
 
 
 def preset_sampling(genre: str) -> dict[str, Any]:
@@ -112,7 +107,7 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
     started = time.time()
     engine = Engine.load(checkpoint)
     model, tok, meta = engine.model, engine.tokenizer, engine.metadata
-    preset_genres = genre_presets()
+    genres_of_presets = preset_genres()
     report: dict[str, Any] = {"checkpoint": str(engine.checkpoint), "split": split,
                               "model_version": meta.get("version"), "parameters": model.num_parameters()}
     files = tokenize_split(data_dir, split, tok)
@@ -134,7 +129,7 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
 
     # 3. stability of 16-bar samples, beside the data's own
     rng = random.Random(seed)
-    genres = tuple(g for g in preset_genres if any(f.genre == g for f in files))
+    genres = tuple(g for g in genres_of_presets if any(f.genre == g for f in files))
     generated = []
     per_call = 6
     for i in range(0, stability_samples, per_call):
@@ -153,10 +148,10 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
 
     # 4. genre consistency: classifier on train bars, real split bars vs generated bars
     train_files = files if split == "train" else tokenize_split(data_dir, "train", tok)
-    x_train, y_train = _real_bars(train_files, tok, preset_genres)
-    clf = GenreClassifier(preset_genres, seed=seed).fit(x_train, y_train)
-    x_real, y_real = _real_bars(files, tok, preset_genres)
-    real_acc = _per_genre_accuracy(clf.predict(x_real), y_real, preset_genres)
+    x_train, y_train = _real_bars(train_files, tok, genres_of_presets)
+    clf = GenreClassifier(genres_of_presets, seed=seed).fit(x_train, y_train)
+    x_real, y_real = _real_bars(files, tok, genres_of_presets)
+    real_acc = _per_genre_accuracy(clf.predict(x_real), y_real, genres_of_presets)
     gen_feats, gen_labels = [], []
     for genre in real_acc:
         bpm = statistics.median(f.bpm for f in train_files if f.genre == genre)
@@ -164,15 +159,15 @@ def evaluate(data_dir: str | Path, checkpoint: str | Path | None = None, split: 
                                 num_samples=GENRE_SAMPLES, **preset_sampling(genre))
         for p in pats:
             gen_feats.append(bar_features(p))
-            gen_labels += [preset_genres.index(genre)] * p.bars
+            gen_labels += [genres_of_presets.index(genre)] * p.bars
     x_gen, y_gen = np.concatenate(gen_feats), np.array(gen_labels)
-    gen_acc = _per_genre_accuracy(clf.predict(x_gen), y_gen, preset_genres)
+    gen_acc = _per_genre_accuracy(clf.predict(x_gen), y_gen, genres_of_presets)
     report["genre"] = {
         "classifier": "softmax regression on per-bar features, trained on the train split's beat bars",
         "sampling": "each genre preset's temperature, top-k and top-p",
         "real_balanced_accuracy": round(float(np.mean(list(real_acc.values()))), 3),
         "generated_balanced_accuracy": round(float(np.mean([gen_acc[g] for g in real_acc])), 3),
-        "chance": round(1 / len(preset_genres), 3),
+        "chance": round(1 / len(genres_of_presets), 3),
         "per_genre": {g: {"real": real_acc[g], "generated": gen_acc[g]} for g in real_acc},
     }
     log.info("genre %s", report["genre"])
