@@ -70,6 +70,10 @@ class Pattern:
         """Convert milliseconds to (fractional) ticks at this pattern's tempo."""
         return ms / 1000.0 / self.seconds_per_tick
 
+    def ticks_to_ms(self, ticks: float) -> float:
+        """Convert ticks to milliseconds at this pattern's tempo."""
+        return ticks * self.seconds_per_tick * 1000.0
+
 
     # --- editing --------------------------------------------------------------------
     def with_notes(self, notes: list[Note]) -> Pattern:

@@ -16,11 +16,11 @@ import mido
 import pytest
 
 from drumgen.cli import main
-from drumgen.voices import GM_DRUM_CHANNEL, VOICE_PITCH
 from drumgen.midi_io import midi_to_pattern
 from drumgen.model_loader import load_bundle, load_model, load_tokenizer
 from drumgen.pattern import PPQ
 from drumgen.styles import CHECKPOINT_ENV, REPO_ROOT, STYLES_DIR_ENV, get_style
+from drumgen.voices import GM_DRUM_CHANNEL, VOICE_PITCH
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -104,7 +104,7 @@ def busy_groove() -> Pattern:
         notes += [Note(start + 5 * T16, 22, 100), Note(start + 11 * T16, 58, 90), Note(start + 15 * T16, 54, 80),
                   Note(start + 15 * T16, 56, 80)]
     notes.append(Note(2 * BAR - T16, 26, 90))  # an open (edge) hat with no hat after it
-    return Pattern(notes=notes, tempo=100, bars=2).sorted().validate()
+    return Pattern(notes=sorted(notes), tempo=100, bars=2).validate()
 
 
 # --------------------------------------------------------------------------- shipped files

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from drumgen.tools.evaluate import evaluate
 from drumgen.styles import CHECKPOINT_ENV
+from drumgen.tools.evaluate import evaluate
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import drumgen.generate as generate_module
-from drumgen.voices import CANONICAL_PITCHES
 from drumgen.generate import fill_bar_set, generate_pattern, generate_tokens
 from drumgen.model import DrumPatternTransformer, ModelConfig
 from drumgen.pattern import PPQ, Note, Pattern
 from drumgen.tokenizer import DrumTokenizer
+from drumgen.voices import CANONICAL_PITCHES
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

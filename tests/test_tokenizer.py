@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from drumgen.voices import CANONICAL_PITCHES
 from drumgen.pattern import PPQ, Note, Pattern
 from drumgen.tokenizer import GENRES, DrumTokenizer, quantize_pattern
+from drumgen.voices import CANONICAL_PITCHES
 
 KICK, SNARE, CLOSED_HAT, OPEN_HAT, LOW_TOM, CRASH, RIDE = 36, 38, 42, 46, 43, 49, 51
 T16, TRIPLET, BAR = PPQ // 4, PPQ // 3, 4 * PPQ

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from drumgen import __version__
-from drumgen.tools.data import contiguous_windows, read_info, tokenize_split
 from drumgen.generate import generate_pattern
 from drumgen.model_loader import load_bundle, load_model
 from drumgen.tokenizer import DrumTokenizer
+from drumgen.tools.data import contiguous_windows, read_info, tokenize_split
 from drumgen.tools.train import VALIDATION_BARS, TrainConfig, sequence_nll, train
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
