@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
     t.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
     t.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
-    t.add_argument("--max-minutes", type=float, default=d.max_minutes, help=f"default {d.max_minutes}")
+    t.add_argument("--max-minutes", type=float, default=d.max_minutes,
+                   help=f"warn when a run takes longer (it still stops by epochs; default {d.max_minutes})")
     t.add_argument("--n-layer", type=int, default=d.n_layer, help=f"default {d.n_layer}")
     t.add_argument("--n-head", type=int, default=d.n_head, help=f"default {d.n_head}")
     t.add_argument("--n-embd", type=int, default=d.n_embd, help=f"default {d.n_embd}")

@@ -67,7 +67,8 @@ def _load_checkpoint(path: Path, device: str | None) -> tuple[DrumPatternTransfo
     if not isinstance(ckpt, dict) or "model_args" not in ckpt or "model" not in ckpt:
         raise CheckpointError(f"model checkpoint {path} lacks model_args/model: not a drumgen checkpoint")
     try:
-        config = ModelConfig(**{"gelu": "none", **ckpt["model_args"]})  # checkpoints without the key used exact GELU
+        # checkpoints made before these keys existed used exact GELU and had no timing head
+        config = ModelConfig(**{"gelu": "none", "timing_head": False, **ckpt["model_args"]})
         model = DrumPatternTransformer(config)
         model.load_state_dict(ckpt["model"])
     except (TypeError, RuntimeError, ValueError) as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,14 +230,17 @@ def conditioning_tokens() -> list[str]:
             + [f"BarKind_{k}" for k in BAR_KINDS])
 
 
-def quantize_pattern(pattern: Pattern) -> Pattern:
-    """Reduce hits to canonical voices and snap them to the token grid.
+def quantize_with_offsets(pattern: Pattern) -> tuple[Pattern, dict[tuple[int, int], int]]:
+    """Reduce hits to canonical voices and snap them to the token grid; also return, per kept hit
+    ``(onset, pitch)``, how many ticks the played hit sat from its grid step (what quantizing throws
+    away: the micro-timing the model learns).
 
     A hit snaps to the nearest 16th unless it sits clearly nearer an 8th-note triplet
     (less than half the distance), so human timing does not turn into spurious triplets.
     Duplicates (same voice, same step) keep the loudest hit.
     """
     best: dict[tuple[int, int], Note] = {}
+    offsets: dict[tuple[int, int], int] = {}
     sixteenth, triplet = PPQ // 4, PPQ // 3
     for note in pattern.notes:
         pitch = canonical_pitch(note.pitch)
@@ -250,7 +254,32 @@ def quantize_pattern(pattern: Pattern) -> Pattern:
         key = (onset, pitch)
         if key not in best or note.velocity > best[key].velocity:
             best[key] = Note(onset, pitch, note.velocity)
-    return pattern.with_notes(list(best.values()))
+            offsets[key] = note.onset - onset
+    return pattern.with_notes(list(best.values())), offsets
+
+
+def quantize_pattern(pattern: Pattern) -> Pattern:
+    """:func:`quantize_with_offsets` without the offsets."""
+    return quantize_with_offsets(pattern)[0]
+
+
+def hit_offsets(tok: DrumTokenizer, bars: list[list[int]], offsets: dict[tuple[int, int], int],
+                first_bar: int = 0) -> list[list[float]]:
+    """For each token of ``bars`` (from :meth:`DrumTokenizer.encode_bars`, bar ``i`` being bar
+    ``first_bar + i`` of the pattern), the played hit's offset from its step in 16ths, NaN for tokens
+    that are not hits (or hits without an offset)."""
+    position_step = {t: s for s, t in enumerate(tok.ids.position)}
+    hit_pitch = {t: p for p, ids in tok.ids.hit.items() for t in ids}
+    out = []
+    for i, bar in enumerate(bars):
+        start, step, row = (first_bar + i) * 4 * PPQ, 0, []
+        for token in bar:
+            if token in position_step:
+                step = position_step[token]
+            ticks = offsets.get((start + step * TICKS_PER_STEP, hit_pitch[token])) if token in hit_pitch else None
+            row.append(math.nan if ticks is None else ticks / (PPQ // 4))
+        out.append(row)
+    return out
 
 
 def pattern_to_score(pattern: Pattern) -> Score:

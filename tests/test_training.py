@@ -57,7 +57,7 @@ def test_metadata_describes_model_data_and_run(tiny_checkpoint: tuple[Path, dict
     _, meta = tiny_checkpoint
     assert meta["vocab_size"] == len(DrumTokenizer())
     assert meta["model_args"] == {"vocab_size": meta["vocab_size"], "block_size": 256, "n_layer": 1, "n_head": 2,
-                                  "n_embd": 32, "dropout": 0.1, "gelu": "tanh"}
+                                  "n_embd": 32, "dropout": 0.1, "gelu": "tanh", "timing_head": True}
     assert meta["version"] == __version__
     date = dt.datetime.strptime(meta["date"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     assert abs(dt.datetime.now(dt.UTC) - date) < dt.timedelta(hours=2)

@@ -18,7 +18,7 @@ from pathlib import Path
 from drumgen.constants import GENRES, PPQ
 from drumgen.midi_io import read_score, score_notes
 from drumgen.pattern import Pattern
-from drumgen.tokenizer import DrumTokenizer, genre_of, quantize_pattern
+from drumgen.tokenizer import DrumTokenizer, genre_of, hit_offsets, quantize_with_offsets
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,8 @@ INFO_FILENAME = "info.csv"
 
 @dataclass
 class TokenizedFile:
-    """One performance: conditioning values and the token ids of each bar."""
+    """One performance: conditioning values, the token ids of each bar and, token for token, each
+    hit's played offset from its grid step (in 16ths; NaN for tokens that are not hits)."""
 
     path: str
     genre: str
@@ -35,6 +36,21 @@ class TokenizedFile:
     kind: str  # "beat" or "fill"
     drummer: str
     bars: list[list[int]]
+    offsets: list[list[float]]
+
+
+@dataclass
+class Window:
+    """A training or validation sequence: token ids and, aligned with them, the hits' offsets."""
+
+    ids: list[int]
+    offsets: list[float]
+
+
+def _window(prefix: list[int], bars: list[list[int]], offsets: list[list[float]], limit: int) -> Window:
+    ids = prefix + [t for bar in bars for t in bar]
+    offs = [math.nan] * len(prefix) + [o for bar in offsets for o in bar]
+    return Window(ids[:limit], offs[:limit])
 
 
 def read_info(data_dir: str | Path, split: str | None = None) -> list[dict[str, str]]:
@@ -64,16 +80,19 @@ def tokenize_split(data_dir: str | Path, split: str, tokenizer: DrumTokenizer) -
         if row["time_signature"] != "4-4" or genre not in GENRES:
             continue
         bpm = float(row["bpm"])
-        pattern = quantize_pattern(load_pattern(Path(data_dir) / row["midi_filename"], bpm))
+        pattern, played = quantize_with_offsets(load_pattern(Path(data_dir) / row["midi_filename"], bpm))
         kind = row["beat_type"]
         fills = set(range(pattern.bars)) if kind == "fill" else set()
         bars = tokenizer.encode_bars(pattern, fills)
-        # trim empty lead-in/out bars (count-ins, ring-outs): three tokens = Bar BarKind + nothing
+        offsets = hit_offsets(tokenizer, bars, played)
+        # trim empty lead-in/out bars (count-ins, ring-outs): two tokens = Bar BarKind + nothing
         while len(bars) > 1 and len(bars[-1]) <= 2:
             bars.pop()
+            offsets.pop()
         while len(bars) > 1 and len(bars[0]) <= 2:
             bars.pop(0)
-        out.append(TokenizedFile(row["midi_filename"], genre, bpm, kind, row["drummer"], bars))
+            offsets.pop(0)
+        out.append(TokenizedFile(row["midi_filename"], genre, bpm, kind, row["drummer"], bars, offsets))
     log.info("tokenized %d %s files (%d bars)", len(out), split, sum(len(f.bars) for f in out))
     return out
 
@@ -102,41 +121,40 @@ class WindowSampler:
         # weight files by their number of bars so every bar is equally likely to be drawn
         self.weights = [len(f.bars) for f in files]
 
-    def window(self, n: int | None = None) -> list[int]:
+    def window(self, n: int | None = None) -> Window:
         """One window of ``n`` bars (random from ``min_bars``-``max_bars`` when None)."""
         f = self.rng.choices(self.files, weights=self.weights)[0]
         n = n or self.rng.randint(self.min_bars, self.max_bars)
         start = self.rng.randint(0, max(0, len(f.bars) - n))
-        bars = list(f.bars[start:start + n])
+        bars, offsets = list(f.bars[start:start + n]), list(f.offsets[start:start + n])
         if f.kind == "beat" and len(bars) > 1 and self.rng.random() < self.fill_prob:
             fill = self._borrow_fill(f)
             if fill is not None:
-                bars[-1] = fill
+                bars[-1], offsets[-1] = fill.bars[-1], fill.offsets[-1]
         bpm = f.bpm * (1 + self.rng.uniform(-self.tempo_jitter, self.tempo_jitter))
-        ids = self.tok.prefix(f.genre, bpm) + [t for bar in bars for t in bar]
-        return ids[: self.block_size + 1]
+        return _window(self.tok.prefix(f.genre, bpm), bars, offsets, self.block_size + 1)
 
-    def _borrow_fill(self, beat: TokenizedFile) -> list[int] | None:
-        """The last bar of a fill in the same genre at a close tempo (same drummer preferred)."""
+    def _borrow_fill(self, beat: TokenizedFile) -> TokenizedFile | None:
+        """A fill in the same genre at a close tempo (same drummer preferred); its last bar is used."""
         pool = [f for f in self.fills_by_genre.get(beat.genre, []) if abs(f.bpm - beat.bpm) <= 0.15 * beat.bpm]
         if not pool:
             return None
         same = [f for f in pool if f.drummer == beat.drummer]
-        return self.rng.choice(same or pool).bars[-1]
+        return self.rng.choice(same or pool)
 
-    def batch(self, batch_size: int) -> list[list[int]]:
+    def batch(self, batch_size: int) -> list[Window]:
         """Windows of one bar count (less padding in a batch)."""
         n = self.rng.randint(self.min_bars, self.max_bars)
         return [self.window(n) for _ in range(batch_size)]
 
 
 def contiguous_windows(files: list[TokenizedFile], tokenizer: DrumTokenizer, bars_per_window: int,
-                       block_size: int) -> list[list[int]]:
+                       block_size: int) -> list[Window]:
     """Every file cut into consecutive windows of ``bars_per_window`` bars (for validation NLL)."""
     out = []
     for f in files:
         for start in range(0, len(f.bars), bars_per_window):
-            bars = f.bars[start:start + bars_per_window]
-            ids = tokenizer.prefix(f.genre, f.bpm) + [t for bar in bars for t in bar]
-            out.append(ids[: block_size + 1])
+            end = start + bars_per_window
+            out.append(_window(tokenizer.prefix(f.genre, f.bpm), f.bars[start:end], f.offsets[start:end],
+                               block_size + 1))
     return out
