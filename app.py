@@ -102,7 +102,7 @@ def build_app(handlers: AppHandlers, startup_error: str | None = None) -> gr.Blo
                                         label="Variation (%)",
                                         info="0 = the first phrase repeats; 100 = every bar sampled freely")
                 with gr.Group():
-                    swing = NamedSlider.of(SWING, value=default.humanize.swing, step=0.5, label="Swing (%)",
+                    swing = NamedSlider.of(SWING, value=default.humanize.swing or SWING.lo, step=0.5, label="Swing (%)",
                                         interactive=False)
                     swing_override = StrictCheckbox.of("swing_override", value=False,
                                                     label="Override the style's swing")

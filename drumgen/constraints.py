@@ -105,6 +105,7 @@ class SampleState:
         self.tokens: list[int] = []  # the new tokens, ``Bar BarKind ...`` per bar (no prefix, no final Bar)
         self.kinds: list[str] = []  # each bar's kind
         self.bars: list[list[BarHit]] = []  # each bar's hits in grammar order
+        self.timing: dict[tuple[int, int, int], tuple[float, float]] = {}  # (bar, step, voice) -> mean, log std
 
     @property
     def done(self) -> bool:
@@ -114,6 +115,12 @@ class SampleState:
     def cursor(self) -> tuple[int, int]:
         """(step, voice) of the last hit or position in this bar; hits still to come sort after it."""
         return self.position, self.voice
+
+    def record_timing(self, mean: float, log_std: float) -> None:
+        """The timing head's prediction for the token just fed: kept when that token was a hit."""
+        if self.phase == Phase.NEXT and self.bars and self.bars[-1]:
+            hit = self.bars[-1][-1]
+            self.timing.setdefault((self.bar, hit.step, hit.voice), (mean, log_std))
 
     def advance(self, token: int) -> None:
         """Take the sampled ``token`` and move on."""

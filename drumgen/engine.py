@@ -24,17 +24,17 @@ import torch
 
 from drumgen import __version__
 from drumgen.audio import AudioUnavailableError, render_audio, write_audio
-from drumgen.constants import DEFAULT_SAMPLE_RATE
-from drumgen.constraints import Constraint, FillBars, LoopLean, grammar_for
+from drumgen.constants import DEFAULT_SAMPLE_RATE, PPQ
+from drumgen.constraints import Constraint, FillBars, LoopLean, SampleState, Vocabulary, grammar_for, vocabulary
 from drumgen.generate import MAX_SAMPLES, sample_tokens
-from drumgen.humanize import humanize, measure_feel
+from drumgen.humanize import LearnedTiming, humanize, measure_feel
 from drumgen.midi_io import pattern_filename, pattern_to_midi_bytes
 from drumgen.model import DrumPatternTransformer
 from drumgen.model_loader import load_bundle
-from drumgen.pattern import Note, Pattern
+from drumgen.pattern import Pattern
 from drumgen.request import GenerateRequest, ResolvedRequest, resolve_request
 from drumgen.styles import StylePreset, StyleRegistry, shared_checkpoint
-from drumgen.tokenizer import DrumTokenizer
+from drumgen.tokenizer import TICKS_PER_STEP, DrumTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,12 @@ HUMANIZE_SEED_SALT = 0x5EED  # humanization draws from seed ^ salt, apart from t
 @dataclass
 class Sampled:
     """One variation as the model played it: the quantized pattern (at the output's bars and tempo),
-    its new tokens and its seed."""
+    its new tokens, its seed and the learned timing of its hits."""
 
     pattern: Pattern
     tokens: list[int]
     seed: int
+    timing: LearnedTiming = field(default_factory=dict)
 
 
 @dataclass
@@ -67,22 +68,45 @@ class Groove:
     notices: list[str] = field(default_factory=list)
 
 
+def _stretch_map(pattern: Pattern, factor: int, bars: int) -> dict[tuple[int, int], int]:
+    """Where each hit ``(onset, pitch)`` of ``pattern`` lands when stretched (see :func:`stretch`)."""
+    bar_ticks = pattern.ticks_per_bar
+    end = bar_ticks * bars
+    scaled = {(n.onset, n.pitch): n.onset * factor for n in pattern.notes}
+    kept = {key: onset for key, onset in scaled.items() if onset < end}
+    for k in range(1, factor):
+        if any(onset >= end - bar_ticks for onset in kept.values()):
+            break
+        shift = k * bar_ticks
+        kept.update({key: onset - shift for key, onset in scaled.items() if end - bar_ticks <= onset - shift < end})
+    return kept
+
+
 def stretch(pattern: Pattern, factor: int, bars: int, tempo: float) -> Pattern:
     """A pattern played ``factor`` times slower in the grid (half-time feel), cut to ``bars``.
 
     When the cut leaves the last bar silent, that bar takes the cut-off rest of its generated
     bar instead (so a 1-bar half-time groove is never silent: every generated bar has a hit).
     """
-    out = Pattern(tempo=tempo, bars=bars, meta=dict(pattern.meta))
-    notes = [Note(n.onset * factor, n.pitch, n.velocity, n.duration) for n in pattern.notes]
-    bar_ticks, end = out.ticks_per_bar, out.length_ticks
-    kept = [n for n in notes if n.onset < end]
-    for k in range(1, factor):
-        if any(n.onset >= end - bar_ticks for n in kept):
-            break
-        shift = k * bar_ticks
-        kept += [replace(n, onset=n.onset - shift) for n in notes if end - bar_ticks <= n.onset - shift < end]
-    return out.with_notes(kept)
+    where = _stretch_map(pattern, factor, bars)
+    notes = [replace(n, onset=where[n.onset, n.pitch]) for n in pattern.notes if (n.onset, n.pitch) in where]
+    return Pattern(tempo=tempo, bars=bars, meta=dict(pattern.meta)).with_notes(notes)
+
+
+def learned_timing(state: SampleState, vocab: Vocabulary, factor: int = 1,
+                   where: dict[tuple[int, int], int] | None = None) -> LearnedTiming:
+    """A sample's learned timing as ``(onset, pitch) -> (mean, std)`` in output ticks: the timing head
+    speaks in 16ths of the generated grid, which a half-time stretch (``factor``, ``where``) widens."""
+    ticks = PPQ // 4 * factor
+    out = {}
+    for (bar, step, voice), (mean, log_std) in state.timing.items():
+        key = (bar * 4 * PPQ + step * TICKS_PER_STEP, vocab.pitches[voice])
+        if where is not None:
+            if key not in where:
+                continue
+            key = (where[key], key[1])
+        out[key] = (mean * ticks, math.exp(log_std) * ticks)
+    return out
 
 
 def half_time_factor(preset: StylePreset) -> int:
@@ -101,6 +125,8 @@ class Engine:
         self.metadata = metadata
         self.checkpoint = Path(checkpoint)
         self.styles = styles or StyleRegistry()
+        values = tokenizer.velocity_values
+        self.velocity_bin = values[1] - values[0] if len(values) > 1 else 0  # how far tokens round a velocity
 
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str | None = None,
@@ -158,11 +184,16 @@ class Engine:
                 model = model.to("cpu")
                 states += sample_tokens(model, tokenizer, prefix, gen_bars, plan.sampling, chunk, rules)
         out = []
+        vocab = vocabulary(tokenizer)
         for state, seed in zip(states, seeds, strict=True):
             pattern = tokenizer.decode(state.tokens, bars=gen_bars, tempo=plan.tempo)
             if factor > 1:
+                where = _stretch_map(pattern, factor, plan.bars)
+                timing = learned_timing(state, vocab, factor, where)
                 pattern = stretch(pattern, factor, plan.bars, plan.tempo)
-            out.append(Sampled(pattern, state.tokens, seed))
+            else:
+                timing = learned_timing(state, vocab)
+            out.append(Sampled(pattern, state.tokens, seed, timing))
         return out
 
     # --- stage 3 ------------------------------------------------------------------------------------
@@ -177,10 +208,11 @@ class Engine:
         grooves = []
         for one in sampled:
             recipe = {"style": preset.id, "seed": str(one.seed), "tempo": f"{plan.tempo:g}", "bars": str(plan.bars),
-                      "model": version, **{k: str(v) for k, v in settings.items()}}
+                      "model": version, **{k: "learned" if v is None else str(v) for k, v in settings.items()}}
             quantized = replace(one.pattern, meta=recipe)
             pattern = humanize(quantized, preset.humanize, amount=plan.humanize, seed=one.seed ^ HUMANIZE_SEED_SALT,
-                               swing=plan.swing, fill_bars=plan.fill_bars, variation=plan.variation)
+                               swing=plan.swing, fill_bars=plan.fill_bars, variation=plan.variation,
+                               learned=one.timing, velocity_bin=self.velocity_bin)
             pattern = replace(pattern, meta=recipe).validate()  # the one check of the finished groove
             filename = pattern_filename(preset.id, plan.tempo, plan.bars, one.seed)
             summary = {

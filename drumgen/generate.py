@@ -62,20 +62,25 @@ class Decoder:
     """The model's side of sampling: a batch of contexts in one KV cache.
 
     ``prefill`` starts every row on the same prefix, ``step`` feeds one token per row, ``keep`` drops
-    finished rows and ``rebuild`` restarts one row on a new (shorter) context.
+    finished rows and ``rebuild`` restarts one row on a new (shorter) context. After ``step``,
+    ``timing`` holds the timing head's (mean, log std) for the tokens just fed ((B, 2); None without a
+    head).
     """
 
     def __init__(self, model: DrumPatternTransformer, batch: int) -> None:
         self.model = model
         self.device = next(model.parameters()).device
         self.cache = model.new_cache(batch)
+        self.timing: torch.Tensor | None = None
 
     def prefill(self, prefix: list[int], batch: int) -> torch.Tensor:
         x = torch.tensor([prefix] * batch, device=self.device)
         return self.model(x, self.cache, last_only=True)[:, -1]  # (B, V)
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.model(tokens[:, None], self.cache, last_only=True)[:, -1]  # (B, V)
+        logits, timing = self.model(tokens[:, None], self.cache, last_only=True, with_timing=True)
+        self.timing = None if timing is None else timing[:, -1]
+        return logits[:, -1]  # (B, V)
 
     def keep(self, rows: list[int]) -> None:
         self.cache.keep_rows(rows)
@@ -153,6 +158,10 @@ def sample_tokens(
             nxt = nxt[running]
             active = [active[r] for r in running]
         logits = decoder.step(nxt)
+        if decoder.timing is not None:
+            timing = decoder.timing.tolist()
+            for row, i in enumerate(active):
+                states[i].record_timing(*timing[row])  # the hit just fed, if it was one
         for i in rebuild:
             history[i] = head + last_bars(history[i][HEAD_TOKENS:], bar_token, KEEP_BARS + 1, room - HEAD_TOKENS)
             context_bars[i] = history[i].count(bar_token)

@@ -6,11 +6,16 @@ Every effect is scaled by ``amount`` (0-1) and ``amount=0`` returns the pattern 
 1. :func:`add_ghost_notes` - snare ghosts until the snare's ghost share reaches the style's
    ``ghost_note_prob`` (counting the ghosts already there), at places chosen per position inside the
    repeating phrase, so they repeat with the loop; never on a 16th that holds a snare
-2. :func:`apply_swing` - MPC-style swing of the off-beat 16ths
-3. :func:`vary_velocity` - velocity variation plus a light beat accent
+2. the learned feel, when the model gave one (:func:`apply_learned_timing`): each hit moves by the
+   micro-timing the model predicted for it (its mean, plus its spread scaled by the style's
+   ``micro_timing_ms``), the off-beat 16ths leaning to the style's swing when it names one;
+   otherwise :func:`apply_swing` - MPC-style swing of the off-beat 16ths
+3. :func:`vary_velocity` - velocity variation plus a light beat accent (and, for the model's own
+   hits, a spread inside each velocity bin its tokens rounded to)
 4. :func:`apply_articulations` - style rules such as trap hat rolls (on the grid, so run before
    micro-timing, which then humanizes the rolls with everything else)
-5. :func:`apply_micro_timing` - per-voice offsets, slow shared drift, per-hit jitter
+5. :func:`apply_micro_timing` - the style's per-voice offsets and slow shared drift on top (and per-hit
+   jitter when there is no learned feel)
 6. clamp into the loop and resolve same-pitch collisions
 
 Randomness is keyed to each hit (:mod:`drumgen.keyed_random`): a hit's draws depend on the seed,
@@ -34,16 +39,15 @@ from drumgen.voices import VOICE_PITCH, VOICES, voice_of
 
 # Defaults measured on the Groove MIDI Dataset: hits sit ~12 ms from the grid inside 2-bar windows,
 # slow drift wanders ~10 ms between windows, every voice plays a little early, the hi-hat most.
-DEFAULT_MICRO_TIMING_MS = 12.0
-DEFAULT_DRIFT_MS = 10.0
+DEFAULT_MICRO_TIMING_MS = 12.0  # the learned feel's spread plays as learned at this value (a drummer's)
+DEFAULT_DRIFT_MS = 0.0  # extra shared drift on top of the learned feel (its own share already wanders)
 DEFAULT_GHOST_NOTE_PROB = 0.0
-DEFAULT_VELOCITY_VARIATION = 0.1
+DEFAULT_VELOCITY_VARIATION = 0.0  # extra on top of the model's velocities
 DEFAULT_GHOST_VELOCITY = 30  # new ghost notes are written at about this velocity
-DEFAULT_VOICE_OFFSETS_MS: dict[str, float] = {
-    "closed_hat": -10.0, "open_hat": -8.0, "kick": -3.0, "snare": -2.0,
-}
-DEFAULT_ACCENT = 0.08  # beat downbeats x(1 + accent), off-8th positions x(1 - accent)
+DEFAULT_ACCENT = 0.0  # beat downbeats x(1 + accent), off-8th positions x(1 - accent)
 MAX_TIMING_MS = 100.0  # bound on micro-timing, drift and per-voice offsets
+LEARNED_DRIFT_SHARE = 0.35  # of the learned spread's variance, the share that wanders slowly and together
+
 
 GHOST_VELOCITY_SPREAD = (-12, 8)  # new ghosts: DEFAULT_GHOST_VELOCITY + this range
 GHOST_PLACE_WEIGHT = {1: 1.0, 3: 1.0, 2: 0.5, 0: 0.15}  # 16th within the beat: the e and a first, then the and
@@ -91,22 +95,28 @@ class Articulation:
 
 @dataclass(frozen=True)
 class HumanizeParams:
-    """How a style humanizes, checked when made. Defaults: straight (swing 50 %), micro-timing
-    12 ms, drift 10 ms, no added ghost notes, velocity variation 0.1, the dataset's per-voice
-    offsets, beat accent 0.08, no articulations. ``ghost_note_prob`` is the share of the snare's hits
-    that are ghost notes once humanized (the model's own ghosts count toward it)."""
+    """How a style humanizes (its character on top of the learned feel), checked when made.
 
-    swing: float = STRAIGHT_SWING
+    Defaults: the learned feel as it is. ``swing`` None = the learned swing (a percent makes the
+    off-beat 16ths lean to it); ``micro_timing_ms`` scales the learned timing's spread (12 = as
+    learned); ``drift_ms`` adds slow shared drift; ``voice_offsets_ms`` shifts voices (ms, + = late);
+    ``ghost_note_prob`` is the share of the snare's hits that are ghost notes once humanized (the
+    model's own ghosts count toward it); ``velocity_variation`` and ``accent`` add dynamics; no
+    articulations. Without a learned feel (a model without a timing head) ``micro_timing_ms`` is
+    plain per-hit jitter and swing None is straight."""
+
+    swing: float | None = None
     micro_timing_ms: float = DEFAULT_MICRO_TIMING_MS
     drift_ms: float = DEFAULT_DRIFT_MS
     ghost_note_prob: float = DEFAULT_GHOST_NOTE_PROB
     velocity_variation: float = DEFAULT_VELOCITY_VARIATION
-    voice_offsets_ms: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_VOICE_OFFSETS_MS))
+    voice_offsets_ms: dict[str, float] = field(default_factory=dict)
     articulations: tuple[Articulation, ...] = ()
     accent: float = DEFAULT_ACCENT
 
     def __post_init__(self) -> None:
-        NumberLimit("swing", MIN_SWING, MAX_SWING, unit=" %").check(self.swing)
+        if self.swing is not None:
+            NumberLimit("swing", MIN_SWING, MAX_SWING, unit=" %").check(self.swing)
         for name in ("micro_timing_ms", "drift_ms"):
             NumberLimit(name, 0.0, MAX_TIMING_MS).check(getattr(self, name))
         NumberLimit("ghost_note_prob", 0.0, 1.0).check(self.ghost_note_prob)
@@ -219,6 +229,64 @@ def apply_swing(hits: Sequence[Hit], pattern: Pattern, swing_percent: float) -> 
             if h.note.onset % t16 == 0 and (h.note.onset // t16) % 2 == 1 else h for h in hits]
 
 
+LearnedTiming = Mapping[tuple[int, int], tuple[float, float]]  # (grid onset, pitch) -> (mean, std) in ticks
+
+
+def apply_learned_timing(hits: Sequence[Hit], pattern: Pattern, seed: int, learned: LearnedTiming,
+                         amount: float, looseness: float = 1.0, swing: float | None = None) -> list[Hit]:
+    """Move each hit by its learned micro-timing: ``amount * (mean + looseness * std * z)`` ticks.
+
+    ``z`` is keyed to the hit and partly shared: ``LEARNED_DRIFT_SHARE`` of its variance is a slow
+    drift common to all voices (so the feel wanders like a drummer's, not like white noise), the rest
+    the hit's own. Hits the model did not play (added ghosts, roll notes) take their voice's median
+    learned timing. With ``swing`` (percent) the off-beat 16ths are moved so that on average they
+    sit where that swing puts them; their learned spread around it is kept.
+    """
+    if not hits:
+        return []
+    by_pitch: dict[int, list[tuple[float, float]]] = {}
+    for (_, pitch), value in learned.items():
+        by_pitch.setdefault(pitch, []).append(value)
+
+    def medians(values: list[tuple[float, float]]) -> tuple[float, float]:
+        return float(np.median([m for m, _ in values])), float(np.median([s for _, s in values]))
+
+    median = {p: medians(v) for p, v in by_pitch.items()}
+    overall = medians(list(learned.values()))
+    values = [learned.get((h.key, h.note.pitch)) or median.get(h.note.pitch, overall) for h in hits]
+    mean = np.array([m for m, _ in values])
+    std = np.array([s for _, s in values])
+    keys, pitches = _keys(hits)
+    knots, shared = drift_curve(pattern, 1.0, seed, stream="learned-drift")
+    slow = _smooth_interp(keys.astype(float), knots, shared / max(float(np.std(shared)), 1e-9))
+    own = keyed_random.normal(seed, "learned-timing", keys, pitches)
+    z = math.sqrt(1.0 - LEARNED_DRIFT_SHARE) * own + math.sqrt(LEARNED_DRIFT_SHARE) * slow
+    shift = mean + looseness * std * z
+    t16 = pattern.ticks_per_16th
+    off_beat = (keys % t16 == 0) & ((keys // t16) % 2 == 1)
+    if swing is not None and off_beat.any():
+        lean = (swing_offset_ticks(swing, 2 * t16) - t16) - float(np.mean(mean[off_beat]))
+        shift = np.where(off_beat, shift + lean, shift)
+    new = np.rint(np.array([h.note.onset for h in hits]) + amount * shift).astype(int)
+    return [replace(h, note=replace(h.note, onset=int(t))) for h, t in zip(hits, new, strict=True)]
+
+
+def spread_velocity_bins(hits: Sequence[Hit], seed: int, width: int, amount: float) -> list[Hit]:
+    """Spread each velocity evenly inside the ``width``-wide bin the model's tokens rounded it to
+    (keyed to the hit), so equal tokens do not all play at one velocity."""
+    if not hits or width <= 1:
+        return list(hits)
+    keys, pitches = _keys(hits)
+    spread = (keyed_random.uniform(seed, "velocity-bin", keys, pitches) - 0.5) * width * amount
+    out = []
+    for hit, d in zip(hits, spread, strict=True):
+        vel = clamp_velocity(hit.note.velocity + d)
+        if hit.note.velocity <= GHOST_MAX_VELOCITY:
+            vel = min(vel, GHOST_MAX_VELOCITY)
+        out.append(replace(hit, note=replace(hit.note, velocity=vel)))
+    return out
+
+
 # --- 3. velocity ----------------------------------------------------------------------------------
 def vary_velocity(hits: Sequence[Hit], pattern: Pattern, variation: float, seed: int,
                   accent: float = 0.0) -> list[Hit]:
@@ -306,7 +374,7 @@ def apply_articulations(hits: Sequence[Hit], pattern: Pattern, articulations: Se
 
 
 # --- 5. micro-timing ------------------------------------------------------------------------------
-def drift_curve(pattern: Pattern, drift_ms: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def drift_curve(pattern: Pattern, drift_ms: float, seed: int, stream: str = "drift") -> tuple[np.ndarray, np.ndarray]:
     """Knots of the slow timing drift shared by all voices: ``(ticks, ms)``.
 
     One knot per 2-bar window boundary (and the end); the values are a stationary AR(1) with
@@ -316,7 +384,7 @@ def drift_curve(pattern: Pattern, drift_ms: float, seed: int) -> tuple[np.ndarra
     window = DRIFT_WINDOW_BARS * pattern.ticks_per_bar
     n_windows = max(1, math.ceil(pattern.length_ticks / window))
     knots = np.arange(n_windows + 1, dtype=float) * window
-    noise = drift_ms * keyed_random.normal(seed, "drift", np.arange(n_windows + 1))
+    noise = drift_ms * keyed_random.normal(seed, stream, np.arange(n_windows + 1))
     values = np.empty_like(noise)
     values[0] = noise[0]
     rho = DRIFT_CORRELATION
@@ -346,7 +414,7 @@ def apply_micro_timing(hits: Sequence[Hit], pattern: Pattern, seed: int, micro_t
     keys, pitches = _keys(hits)
     onsets = np.array([h.note.onset for h in hits], dtype=float)
     voice_ms = np.array([voice_offsets_ms.get(voice_of(h.note.pitch) or "", 0.0) for h in hits], dtype=float)
-    knots, values = drift_curve(pattern, drift_ms, seed)
+    knots, values = drift_curve(pattern, drift_ms, seed) if drift_ms else (np.array([0.0, 1.0]), np.zeros(2))
     lim = JITTER_CLIP_SIGMAS * micro_timing_ms
     jitter = np.clip(micro_timing_ms * keyed_random.normal(seed, "timing", keys, pitches), -lim, lim)
     total_ms = voice_ms + _smooth_interp(onsets, knots, values) + jitter
@@ -382,26 +450,40 @@ def humanize(
     swing: float | None = None,
     fill_bars: Iterable[int] = (),
     variation: float = 1.0,
+    learned: LearnedTiming | None = None,
+    velocity_bin: int = 0,
 ) -> Pattern:
     """Return a humanized copy of ``pattern`` (the input is untouched).
 
-    ``amount`` (0-1) scales every effect: swing becomes ``50 + (swing - 50) * amount``, the ghost
-    share, articulation probabilities, velocity variation, accent and all timing offsets are
-    multiplied by it; ``amount=0`` returns the same notes. ``swing`` (percent) overrides
+    ``learned`` is the model's timing for its hits (``(grid onset, pitch) -> (mean, std)`` in ticks);
+    without it the feel is hand-set (see :class:`HumanizeParams`). ``amount`` (0-1) scales every
+    effect (the learned timing, the swing, the ghost share, articulation probabilities, velocity
+    changes and every offset); ``amount=0`` returns the same notes. ``swing`` (percent) overrides
     ``params.swing``. ``fill_bars`` get no added ghost notes; ``variation`` (0-1) lets the added
-    ghosts vary from one phrase to the next. ``amount`` and ``swing`` are trusted to be in range
-    (:func:`drumgen.request.resolve_request` checked them).
+    ghosts vary from one phrase to the next. ``velocity_bin`` is the width of the velocity bins the
+    model's tokens rounded to (0 for velocities that are exact, such as an uploaded file's).
+    ``amount`` and ``swing`` are trusted to be in range (:func:`drumgen.request.resolve_request`
+    checked them).
     """
     if amount == 0.0:
         return replace(pattern, notes=list(pattern.notes), meta=dict(pattern.meta))
     swing_percent = params.swing if swing is None else swing
+    offsets = dict(params.voice_offsets_ms)
     hits = [Hit(n, n.onset) for n in pattern.notes]
     hits = add_ghost_notes(hits, pattern, params.ghost_note_prob * amount, seed, fill_bars, variation)
-    hits = apply_swing(hits, pattern, STRAIGHT_SWING + (swing_percent - STRAIGHT_SWING) * amount)
+    if learned:
+        looseness = params.micro_timing_ms / DEFAULT_MICRO_TIMING_MS
+        hits = apply_learned_timing(hits, pattern, seed, learned, amount, looseness, swing_percent)
+        hits = spread_velocity_bins(hits, seed, velocity_bin, amount)
+        jitter_ms = 0.0
+    else:
+        straight = STRAIGHT_SWING if swing_percent is None else swing_percent
+        hits = apply_swing(hits, pattern, STRAIGHT_SWING + (straight - STRAIGHT_SWING) * amount)
+        jitter_ms = params.micro_timing_ms * amount
     hits = vary_velocity(hits, pattern, params.velocity_variation * amount, seed, params.accent * amount)
     hits = apply_articulations(hits, pattern, params.articulations, seed, amount)
-    hits = apply_micro_timing(hits, pattern, seed, params.micro_timing_ms * amount, params.drift_ms * amount,
-                              {voice: ms * amount for voice, ms in params.voice_offsets_ms.items()})
+    hits = apply_micro_timing(hits, pattern, seed, jitter_ms, params.drift_ms * amount,
+                              {voice: ms * amount for voice, ms in offsets.items()})
     return pattern.with_notes(fit_to_pattern([h.note for h in hits], pattern))
 
 

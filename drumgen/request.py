@@ -66,7 +66,7 @@ class ResolvedRequest:
     sampling: SamplingSettings
     humanize: float
     variation: float
-    swing: float
+    swing: float | None  # None: the learned feel's own swing
     kit: str
     fill_every: int
     audio: bool

@@ -258,7 +258,7 @@ def _read_humanize(path: Path, r: _Reader, articulations: tuple[Articulation, ..
     for voice in off.table:
         offsets[voice] = off.number(voice, lo=-MAX_TIMING_MS, hi=MAX_TIMING_MS)
     return HumanizeParams(
-        swing=r.number("swing", base.swing, lo=MIN_SWING, hi=MAX_SWING),
+        swing=r.number("swing", lo=MIN_SWING, hi=MAX_SWING) if "swing" in r.table else None,
         micro_timing_ms=r.number("micro_timing_ms", base.micro_timing_ms, lo=0.0, hi=MAX_TIMING_MS),
         drift_ms=r.number("drift_ms", base.drift_ms, lo=0.0, hi=MAX_TIMING_MS),
         ghost_note_prob=r.number("ghost_note_prob", base.ghost_note_prob, lo=0.0, hi=1.0),

@@ -86,7 +86,8 @@ class MockDrumModel(nn.Module):
         played = after[1:]  # after the BarKind
         return self.groove[len(played)] if len(played) < len(self.groove) else self.bar
 
-    def forward(self, idx: torch.Tensor, cache: MockCache | None = None, last_only: bool = False) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, cache: MockCache | None = None, last_only: bool = False,
+                with_timing: bool = False) -> torch.Tensor | tuple[torch.Tensor, None]:
         rows = idx.tolist()
         if cache is None:
             contexts = [list(r) for r in rows]
@@ -97,7 +98,7 @@ class MockDrumModel(nn.Module):
         logits = torch.zeros(len(rows), 1, self.config.vocab_size)
         for b, context in enumerate(contexts):
             logits[b, 0, self.next_token(context)] = CONFIDENCE
-        return logits
+        return (logits, None) if with_timing else logits  # no timing head: the hand-set feel applies
 
 
 class RandomDrumModel(MockDrumModel):
@@ -108,8 +109,10 @@ class RandomDrumModel(MockDrumModel):
         self.gen = torch.Generator().manual_seed(seed)
         self.scale = scale
 
-    def forward(self, idx: torch.Tensor, cache: MockCache | None = None, last_only: bool = False) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, cache: MockCache | None = None, last_only: bool = False,
+                with_timing: bool = False) -> torch.Tensor | tuple[torch.Tensor, None]:
         if cache is not None:
             for r, new in zip(cache.rows, idx.tolist(), strict=True):
                 r.extend(new)
-        return self.scale * torch.randn(idx.size(0), 1, self.config.vocab_size, generator=self.gen)
+        logits = self.scale * torch.randn(idx.size(0), 1, self.config.vocab_size, generator=self.gen)
+        return (logits, None) if with_timing else logits

@@ -8,6 +8,7 @@ from typing import Any
 
 import gradio as gr
 
+from drumgen.constants import STRAIGHT_SWING
 from drumgen.engine import Groove
 from drumgen.midi_io import MidiImportError, read_midi
 from drumgen.request import GenerateRequest
@@ -106,5 +107,5 @@ class AppHandlers:
     def apply_preset(self, style: str) -> tuple[Any, ...]:
         """A style's description and defaults: tempo, kit, swing, fills, sampling and variation."""
         p = self.registry.get(style)
-        return (preset_html(p), p.default_tempo, p.kit, p.humanize.swing, p.fill_every,
+        return (preset_html(p), p.default_tempo, p.kit, p.humanize.swing or STRAIGHT_SWING, p.fill_every,
                 p.temperature, p.top_k, p.top_p, round(100 * p.variation))

@@ -247,7 +247,7 @@ def feel_html(summary: dict[str, Any]) -> str:
     swing = feel.get("swing")
     cards = "".join([
         _card("Swing", "straight" if swing is None else f"{swing:.0f} %",
-              f"asked {settings.get('swing', 50):g} %" if settings.get("swing") is not None else "measured"),
+              f"asked {settings['swing']:g} %" if settings.get("swing") is not None else "the style's own"),
         _card("Timing", f"&plusmn;{feel.get('mean_abs_offset_ms', 0):.0f} ms", "mean distance from the grid"),
         _card("Ghost notes", f"{100 * feel.get('ghost_share', 0):.0f} %",
               f"hits at velocity &le; {GHOST_MAX_VELOCITY}"),
@@ -293,8 +293,9 @@ def empty_feel_html() -> str:
 def preset_html(preset: Any) -> str:
     """A preset's description with its tempo range, swing and kit."""
     lo, hi = preset.tempo_range
+    swing = "learned swing" if preset.humanize.swing is None else f"swing {preset.humanize.swing:g} %"
     return (f'<div class="preset"><b>{html.escape(preset.name)}</b> &mdash; {html.escape(preset.description)}'
-            f'<div class="preset-facts">{lo:g}&ndash;{hi:g} BPM &middot; swing {preset.humanize.swing:g} % '
+            f'<div class="preset-facts">{lo:g}&ndash;{hi:g} BPM &middot; {swing} '
             f'&middot; {html.escape(kit_label(preset.kit))} kit</div></div>')
 
 
