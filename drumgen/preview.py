@@ -39,8 +39,9 @@ PREVIEW_FORMAT = "mp3"
 PREVIEW_SAMPLE_RATE = 32000  # Hz; previews are never upsampled (a 22.05 kHz render stays 22.05 kHz)
 TARGET_LUFS = -16.0  # integrated loudness, ITU-R BS.1770 (pyloudnorm)
 PEAK_CEILING_DBFS = -1.0  # decoded sample peak guaranteed at or below this
-MAX_ENCODES = 4  # a preview whose decoded peaks overshoot is corrected and encoded again, this often at most
-OVERSHOOT_MARGIN_DB = 0.3  # a peak that decoded over the ceiling is taken down this much further
+MAX_ENCODES = 3  # a preview whose decoded peaks overshoot is corrected and encoded again, this often at most
+OVERSHOOT_MARGIN_DB = 1.0  # first correction: a peak that decoded over the ceiling goes this much further down
+FINAL_MARGIN_DB = 0.1  # later: the whole loop goes down by the largest overshoot plus this
 MAX_GAIN_DB = 40.0  # never raise a near-silent signal more than this (it would only lift noise)
 LOUDNESS_TOLERANCE_LU = 0.2  # the gain loop stops this close to the target
 MAX_LOUDNESS_PASSES = 6
@@ -395,11 +396,16 @@ def _make_preview(waveform: np.ndarray, sample_rate: int, loop_frames: int, fmt:
         over = _over_ceiling_db(decoded, ceiling)[:len(samples)]
         if not over.any() or encodes == MAX_ENCODES:
             break
-        # the codec's noise pushed some peaks over the ceiling: take those down by what they were
-        # over (plus a margin), through the limiter's ramps, and encode again
-        over[over > 0] += OVERSHOOT_MARGIN_DB
-        over = np.pad(over, (0, len(samples) - len(over)))
-        samples = _apply_reduction(samples, _reduction_db(over, out_rate))
+        if encodes == 1:
+            # the codec's noise pushed some peaks over the ceiling: take those down by what they
+            # were over plus a margin, through the limiter's ramps (the loudness barely moves)
+            over[over > 0] += OVERSHOOT_MARGIN_DB
+            over = np.pad(over, (0, len(samples) - len(over)))
+            samples = _apply_reduction(samples, _reduction_db(over, out_rate))
+        else:
+            # the noise moved with the signal: scale the whole loop, which the codec follows
+            # closely (costs that much loudness, typically a few tenths of a dB)
+            samples = samples * 10 ** (-(float(over.max()) + FINAL_MARGIN_DB) / 20)
     decoded_peak = sample_peak_dbfs(decoded)
     if decoded_peak > peak_dbfs:
         log.warning("preview decodes to %.2f dBFS, over the %.1f dBFS ceiling after %d encodes",
@@ -407,11 +413,6 @@ def _make_preview(waveform: np.ndarray, sample_rate: int, loop_frames: int, fmt:
     info.update(sample_rate=out_rate, frames=len(samples), bytes=len(data), decoded_frames=len(decoded),
                 decoded_peak_dbfs=decoded_peak, encodes=encodes, encode_ms=encode_seconds * 1000)
     return data, info
-
-
-def peak_dbfs_of(data: bytes) -> float:
-    """Sample peak (dBFS) of encoded preview bytes, as soundfile decodes them."""
-    return sample_peak_dbfs(decode_preview(data)[0])
 
 
 def make_preview(waveform: np.ndarray, sample_rate: int, loop_frames: int, fmt: str = PREVIEW_FORMAT,
@@ -424,8 +425,9 @@ def make_preview(waveform: np.ndarray, sample_rate: int, loop_frames: int, fmt: 
     The result loops seamlessly, lasts ``round(loop_frames * r / sample_rate)`` frames at the
     preview rate ``r`` (:func:`preview_rate`: 32 kHz by default), measures ``target_lufs`` and
     decodes (soundfile) with no sample above ``peak_dbfs``: the limiter leaves the format's
-    ``headroom_db`` for coding noise, and peaks that still decode over the ceiling are taken down
-    and the loop encoded again (``MAX_ENCODES`` in all; a warning is logged if that is not enough).
+    ``headroom_db`` for coding noise; peaks that still decode over the ceiling are taken down and
+    the loop encoded again, then if need be the whole loop is scaled down by what is left and
+    encoded once more (``MAX_ENCODES`` in all; a warning is logged if even that is not enough).
     Serve it as ``FORMATS[fmt].mime_type``.
     Silent input gives a silent preview. Same input, same bytes.
     """

@@ -219,6 +219,11 @@ def test_preview_rate_never_upsamples() -> None:
     assert preview.preview_rate(22050) == 22050
     assert preview.preview_rate(48000, "opus") == 48000
     assert preview.preview_rate(22050, "opus") == 48000
+    loop = noise_loop(3.0, rate=22050, level=0.05)
+    samples, rate = decoded(make_preview(np.concatenate([loop, loop[:2205]]), 22050, len(loop)))
+    assert rate == 22050 and len(samples) == len(loop)
+    assert abs(integrated_loudness(samples, rate) - TARGET_LUFS) <= LOUDNESS_TOLERANCE_LU
+    assert sample_peak_dbfs(samples) <= PEAK_CEILING_DBFS
 
 
 # --- real grooves ---------------------------------------------------------------------------
