@@ -5,11 +5,11 @@ onto the start (:func:`fold_loop`), resamples to the preview rate, normalizes to
 loudness with a peak ceiling (:func:`normalize_loudness`) and encodes (:func:`encode_preview`).
 
 The default format is MP3 (MPEG-1 Layer III through libsndfile's LAME encoder), VBR quality
-``-V4``, at 32 kHz stereo: every current browser plays MP3 in ``<audio>`` (Safari plays Ogg
-Vorbis / Opus only in WebM, not in an Ogg file, before 18.4, and unreliably since), LAME writes
-the encoder delay and padding into its Info tag so decoders that honour it (mpg123, hence
-libsndfile; FFmpeg, hence Chrome) return exactly the loop's frames, and the bytes are a pure
-function of the samples. Ogg Vorbis and Ogg Opus are available too; libsndfile gives each Ogg
+``-V4``, at 32 kHz stereo. Every current browser plays MP3 in ``<audio>``; Safari before 18.4
+plays Vorbis and Opus only inside WebM, not in an Ogg file, and its newer Ogg support has been
+reported to fail. LAME writes the encoder delay and padding into its Info tag, so decoders that
+honour it (mpg123, hence libsndfile; Chromium's) return exactly the loop's frames, and the bytes
+are a pure function of the samples. Ogg Vorbis and Ogg Opus are available too; libsndfile gives each Ogg
 stream a serial number from the clock, so :func:`encode_preview` rewrites it to a fixed one.
 
 32 kHz rather than 44.1 kHz: at the quality used, LAME low-passes a 44.1 kHz stream at about
@@ -150,7 +150,8 @@ def resample_loop(loop: np.ndarray, sample_rate: int, target_rate: int) -> np.nd
     g = math.gcd(int(sample_rate), int(target_rate))
     up, down = target_rate // g, sample_rate // g
     n = len(loop)
-    pad = down * math.ceil(64 / down)  # whole multiples of `down` map to whole output frames
+    reach = math.ceil(10 * max(up, down) / up) + 1  # resample_poly's filter half-length, in input frames
+    pad = down * math.ceil(reach / down)  # whole multiples of `down` map to whole output frames
     padded = np.take(loop, np.arange(-pad, n + pad), axis=0, mode="wrap")
     out = resample_poly(padded.astype(np.float64), up, down, axis=0)
     start = pad * up // down
