@@ -39,6 +39,13 @@ def _cmd_styles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_drum_maps(args: argparse.Namespace) -> int:
+    from drumgen.drum_maps import drum_maps_json
+
+    print(json.dumps(drum_maps_json(), indent=2))
+    return 0
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from drumgen.engine import Engine, write_groove
     from drumgen.request import GenerateRequest
@@ -46,7 +53,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     req = GenerateRequest(style=args.style, bars=args.bars, tempo=args.tempo, seed=args.seed, count=args.count,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                           humanize=args.humanize, variation=args.variation, swing=args.swing, kit=args.kit,
-                          fill_every=args.fill_every, audio=not args.no_audio, sample_rate=args.sample_rate)
+                          fill_every=args.fill_every, drum_map=args.drum_map, split_tracks=args.split_tracks,
+                          audio=not args.no_audio, sample_rate=args.sample_rate)
     engine = Engine.load()
     for groove in engine.generate(req):
         paths = write_groove(groove, args.out, args.audio_format)
@@ -119,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("styles", help="print the style presets as JSON").set_defaults(func=_cmd_styles)
+    sub.add_parser("drum-maps", help="print the drum-map presets (GM and DAW instruments) as JSON").set_defaults(
+        func=_cmd_drum_maps)
 
     g = sub.add_parser("generate", help="write K .mid files (and audio) and print one JSON line per file")
     preset = " (default: the preset's)"
@@ -136,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--swing", type=float, default=None, help=f"swing: {_help(SWING)}{preset}")
     g.add_argument("--kit", default=None, help=f"{_help(KIT)}{preset}")
     g.add_argument("--fill-every", type=int, default=None, help=f"{_help(FILL_EVERY)}{preset}")
+    g.add_argument("--drum-map", default="gm", help="note numbers of the target instrument, e.g. gm, ezdrummer_3, "
+                   "superior_drummer_3 (list: python -m drumgen drum-maps; default gm)")
+    g.add_argument("--split-tracks", action="store_true", help="one MIDI track per kit piece (Kick, Snare, ...)")
     g.add_argument("--no-audio", action="store_true", help="write MIDI only")
     g.add_argument("--audio-format", choices=AUDIO_FORMATS, default="ogg", help="default ogg")
     g.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE,

@@ -26,6 +26,7 @@ from drumgen import __version__
 from drumgen.audio import AudioUnavailableError, render_audio, write_audio
 from drumgen.constants import DEFAULT_SAMPLE_RATE, PPQ
 from drumgen.constraints import Constraint, FillBars, LoopLean, SampleState, Vocabulary, grammar_for, vocabulary
+from drumgen.drum_maps import DEFAULT_DRUM_MAP
 from drumgen.generate import MAX_SAMPLES, sample_tokens
 from drumgen.humanize import LearnedTiming, humanize, measure_feel
 from drumgen.midi_io import pattern_filename, pattern_to_midi_bytes
@@ -214,14 +215,15 @@ class Engine:
                                swing=plan.swing, fill_bars=plan.fill_bars, variation=plan.variation,
                                learned=one.timing, velocity_bin=self.velocity_bin)
             pattern = replace(pattern, meta=recipe).validate()  # the one check of the finished groove
-            filename = pattern_filename(preset.id, plan.tempo, plan.bars, one.seed)
+            filename = pattern_filename(preset.id, plan.tempo, plan.bars, one.seed,
+                                        target=None if plan.drum_map.id == DEFAULT_DRUM_MAP else plan.drum_map.id)
             summary = {
                 "style": preset.id, "style_name": preset.name, "tempo": plan.tempo, "bars": plan.bars,
                 "seed": one.seed, "settings": settings, "model_version": version, "file": filename,
                 "notes": len(pattern.notes), "feel": measure_feel(pattern),
             }
-            grooves.append(Groove(pattern, quantized, pattern_to_midi_bytes(pattern, check=False), filename,
-                                  one.seed, summary, sample_rate=plan.sample_rate))
+            midi = pattern_to_midi_bytes(pattern, check=False, drum_map=plan.drum_map, split_tracks=plan.split_tracks)
+            grooves.append(Groove(pattern, quantized, midi, filename, one.seed, summary, sample_rate=plan.sample_rate))
         return grooves
 
     # --- stage 4 ------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ Exported files are type 1 at 480 PPQ with two tracks:
   and ``"drumgen bpm=<tempo>"`` on the last bar line, as a text event and a marker (the loop end
   and the exact tempo, which ``set_tempo``'s whole microseconds cannot hold);
 * track 1 (drums): ``track_name``, ``note_on``/``note_off`` pairs on channel 10
-  (index 9).
+  (index 9) - or, split, one such track per kit piece (Kick, Snare, Hi-hat, ...) - in General
+  MIDI's note numbers or a drum instrument's own (:mod:`drumgen.drum_maps`).
 
 Every track ends (``end_of_track``) exactly on the last bar line, so a DAW loops the
 file cleanly; the marker on the loop end also gives tools that take the last event as
@@ -33,9 +34,10 @@ import mido
 from symusic import Score, Track
 
 from drumgen.constants import MAX_BARS, PPQ
+from drumgen.drum_maps import DrumMap, remap_notes
 from drumgen.limits import BARS
 from drumgen.pattern import Note, Pattern, clamp_velocity
-from drumgen.voices import GM_DRUM_CHANNEL, MAX_DRUM_PITCH, MIN_DRUM_PITCH
+from drumgen.voices import GM_DRUM_CHANNEL, MAX_DRUM_PITCH, MIN_DRUM_PITCH, voice_of
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,13 @@ TEMPO_MATCH_BPM = 0.01  # the marker's exact tempo is trusted when set_tempo agr
 IMPORT_TEMPO_DECIMALS = 3  # tempo read from set_tempo alone is rounded to this many decimals
 MAX_FILENAME_STYLE_CHARS = 64
 NOTE_OFF, NOTE_ON = 0, 1  # event kinds; at equal ticks note-offs sort first
+# Kit pieces of a split export, in track order, and the voices each holds.
+PIECE_OF_VOICE: dict[str, str] = {
+    "kick": "Kick", "snare": "Snare", "closed_hat": "Hi-hat", "open_hat": "Hi-hat", "high_tom": "High tom",
+    "mid_tom": "Mid tom", "low_tom": "Low tom", "crash": "Crash", "ride": "Ride",
+}
+PIECES: tuple[str, ...] = tuple(dict.fromkeys(PIECE_OF_VOICE.values()))
+OTHER_PIECE = "Percussion"  # GM percussion no voice explains (an upload's tambourine, say)
 _DRUM_NAME = re.compile(r"drum|perc|kit|beat", re.IGNORECASE)  # track names of a drum part off channel 10
 
 _MARKER_RE = re.compile(rf"^{MARKER_PREFIX} bpm=(\S+)$")
@@ -58,8 +67,9 @@ class MidiImportError(ValueError):
 
 
 # --- export ---------------------------------------------------------------------------------
-def note_events(pattern: Pattern) -> list[tuple[int, int, int, int]]:
-    """Return the pattern's note events as ``(tick, kind, pitch, velocity)``, sorted.
+def note_events(pattern: Pattern, notes: Iterable[Note] | None = None) -> list[tuple[int, int, int, int]]:
+    """Return note events as ``(tick, kind, pitch, velocity)``, sorted: of ``notes`` (default: the
+    pattern's) in the pattern's loop.
 
     ``kind`` is ``NOTE_OFF`` (0) or ``NOTE_ON`` (1); at equal ticks offs come before ons,
     then ascending pitch. A note's off is at ``onset + duration``, clipped to the last bar
@@ -67,7 +77,7 @@ def note_events(pattern: Pattern) -> list[tuple[int, int, int, int]]:
     """
     end = pattern.length_ticks
     by_pitch: dict[int, list[Note]] = defaultdict(list)
-    for note in sorted(pattern.notes):
+    for note in sorted(pattern.notes if notes is None else notes):
         by_pitch[note.pitch].append(note)
     events: list[tuple[int, int, int, int]] = []
     for pitch, notes in by_pitch.items():
@@ -104,12 +114,34 @@ def _delta_times(track: mido.MidiTrack, timed: list[tuple[int, mido.Message | mi
         now = tick
 
 
-def pattern_to_midi(pattern: Pattern, track_name: str = DEFAULT_TRACK_NAME, check: bool = True) -> mido.MidiFile:
+def tracks_of(pattern: Pattern, drum_map: DrumMap | None = None, split_tracks: bool = False,
+              track_name: str = DEFAULT_TRACK_NAME) -> list[tuple[str, list[Note]]]:
+    """The drum tracks to write, as ``(name, notes)``: one track of every note, or with
+    ``split_tracks`` one per kit piece the groove uses (in :data:`PIECES` order); the notes in
+    ``drum_map``'s numbers (GM when None). Hi-hats are remapped as one piece, so an open hat's
+    articulation still sees the hats after it."""
+    if split_tracks:
+        groups: dict[str, list[Note]] = {}
+        for note in pattern.notes:
+            groups.setdefault(PIECE_OF_VOICE.get(voice_of(note.pitch) or "", OTHER_PIECE), []).append(note)
+        named = [(piece, groups[piece]) for piece in (*PIECES, OTHER_PIECE) if piece in groups]
+    else:
+        named = [(track_name, list(pattern.notes))]
+    if drum_map is None:
+        return named
+    mapped = [(name, remap_notes(notes, drum_map, loop_ticks=pattern.length_ticks)) for name, notes in named]
+    return [(name, notes) for name, notes in mapped if notes]
+
+
+def pattern_to_midi(pattern: Pattern, track_name: str = DEFAULT_TRACK_NAME, check: bool = True,
+                    drum_map: DrumMap | None = None, split_tracks: bool = False) -> mido.MidiFile:
     """Build a type-1, 480-PPQ ``mido.MidiFile`` of ``pattern`` (default track name ``"Drums"``).
 
-    The pattern is validated first (``ValueError`` naming the problem) unless ``check`` is False
-    (the engine validates each groove once, before it writes it). See the module docstring for the
-    layout.
+    ``drum_map`` writes the notes in a drum instrument's own numbers (default: General MIDI);
+    ``split_tracks`` writes one named track per kit piece (Kick, Snare, Hi-hat, ...), all on
+    channel 10. The pattern is validated first (``ValueError`` naming the problem) unless ``check``
+    is False (the engine validates each groove once, before it writes it). See the module docstring
+    for the layout.
     """
     if check:
         pattern.validate()
@@ -128,25 +160,27 @@ def pattern_to_midi(pattern: Pattern, track_name: str = DEFAULT_TRACK_NAME, chec
     conductor.append((end, mido.MetaMessage("text", text=loop_end)))  # tools that end at the last text see the loop
     conductor.append((end, mido.MetaMessage("marker", text=loop_end)))  # the reader (symusic) reads markers
 
-    drums: list[tuple[int, mido.Message | mido.MetaMessage]] = [
-        (0, mido.MetaMessage("track_name", name=_utf8_text(track_name)))
-    ]
-    for tick, kind, pitch, velocity in note_events(pattern):
-        msg_type = "note_on" if kind == NOTE_ON else "note_off"
-        drums.append((tick, mido.Message(msg_type, channel=GM_DRUM_CHANNEL, note=pitch, velocity=velocity)))
-
     midi = mido.MidiFile(type=1, ticks_per_beat=PPQ)
-    for timed in (conductor, drums):
+    timed_tracks: list[list[tuple[int, mido.Message | mido.MetaMessage]]] = [conductor]
+    for name, notes in tracks_of(pattern, drum_map, split_tracks, track_name):
+        drums: list[tuple[int, mido.Message | mido.MetaMessage]] = [
+            (0, mido.MetaMessage("track_name", name=_utf8_text(name)))]
+        for tick, kind, pitch, velocity in note_events(pattern, notes):
+            msg_type = "note_on" if kind == NOTE_ON else "note_off"
+            drums.append((tick, mido.Message(msg_type, channel=GM_DRUM_CHANNEL, note=pitch, velocity=velocity)))
+        timed_tracks.append(drums)
+    for timed in timed_tracks:
         track = mido.MidiTrack()
         _delta_times(track, [*timed, (end, mido.MetaMessage("end_of_track"))])
         midi.tracks.append(track)
     return midi
 
 
-def pattern_to_midi_bytes(pattern: Pattern, track_name: str = DEFAULT_TRACK_NAME, check: bool = True) -> bytes:
+def pattern_to_midi_bytes(pattern: Pattern, track_name: str = DEFAULT_TRACK_NAME, check: bool = True,
+                          drum_map: DrumMap | None = None, split_tracks: bool = False) -> bytes:
     """Return the Standard MIDI File bytes of ``pattern`` (see :func:`pattern_to_midi`)."""
     buffer = io.BytesIO()
-    pattern_to_midi(pattern, track_name, check).save(file=buffer)
+    pattern_to_midi(pattern, track_name, check, drum_map, split_tracks).save(file=buffer)
     return buffer.getvalue()
 
 
@@ -309,16 +343,22 @@ def midi_to_pattern(source: str | Path | bytes, bars: int | None = None) -> Patt
 
 
 # --- file names -----------------------------------------------------------------------------
-def pattern_filename(style_id: str, tempo: float, bars: int, seed: int | None, ext: str = "mid") -> str:
+def pattern_filename(style_id: str, tempo: float, bars: int, seed: int | None, ext: str = "mid",
+                     target: str | None = None) -> str:
     """Return a safe file name such as ``"j_dilla_90bpm_4bars_seed123.mid"`` (default ``ext="mid"``).
 
     ``style_id`` is lower-cased and reduced to ``[a-z0-9_]`` (never a path; ``"pattern"``
-    when nothing is left), the tempo rounded to whole BPM; ``seed=None`` leaves the seed out.
+    when nothing is left), the tempo rounded to whole BPM; ``seed=None`` leaves the seed out;
+    ``target`` (a drum map's id) is appended, as ``..._seed123_ezdrummer_3.mid``.
     """
-    style = _UNSAFE_CHARS.sub("_", str(style_id).lower()).strip("_")[:MAX_FILENAME_STYLE_CHARS].strip("_")
-    parts = [style or "pattern", f"{round(tempo)}bpm", f"{int(bars)}bars"]
+    def safe(text: str) -> str:
+        return _UNSAFE_CHARS.sub("_", str(text).lower()).strip("_")[:MAX_FILENAME_STYLE_CHARS].strip("_")
+
+    parts = [safe(style_id) or "pattern", f"{round(tempo)}bpm", f"{int(bars)}bars"]
     if seed is not None:
         parts.append(f"seed{int(seed)}")
+    if target and safe(target):
+        parts.append(safe(target))
     suffix = re.sub(r"[^a-z0-9]+", "", ext.lower())
     name = "_".join(parts)
     return f"{name}.{suffix}" if suffix else name

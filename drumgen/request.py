@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drumgen.constants import DEFAULT_SAMPLE_RATE, MAX_SEED
+from drumgen.drum_maps import DEFAULT_DRUM_MAP, DrumMap, get_drum_map, list_drum_maps
 from drumgen.generate import fill_bar_set
 from drumgen.limits import (
     BARS,
@@ -20,6 +21,7 @@ from drumgen.limits import (
     TEMPO,
     VARIATION,
     check_bool,
+    shown,
 )
 from drumgen.sampling import SamplingSettings
 from drumgen.styles import StylePreset, StyleRegistry
@@ -33,7 +35,7 @@ class GenerateRequest:
 
     Defaults: 4 bars, the preset's tempo, a random seed, one variation, the preset's sampling
     (temperature, top-k, top-p) and variation, full humanization (1.0), the preset's swing, kit and
-    fill interval, audio at 44100 Hz. Ranges: :mod:`drumgen.limits`.
+    fill interval, General MIDI notes in one track, audio at 44100 Hz. Ranges: :mod:`drumgen.limits`.
     """
 
     style: str
@@ -49,6 +51,8 @@ class GenerateRequest:
     swing: float | None = None
     kit: str | None = None
     fill_every: int | None = None
+    drum_map: str = DEFAULT_DRUM_MAP
+    split_tracks: bool = False
     audio: bool = True
     sample_rate: int = DEFAULT_SAMPLE_RATE
 
@@ -69,6 +73,8 @@ class ResolvedRequest:
     swing: float | None  # None: the learned feel's own swing
     kit: str
     fill_every: int
+    drum_map: DrumMap
+    split_tracks: bool
     audio: bool
     sample_rate: int
 
@@ -86,8 +92,17 @@ class ResolvedRequest:
         return {
             "temperature": self.sampling.temperature, "top_k": self.sampling.top_k, "top_p": self.sampling.top_p,
             "humanize": self.humanize, "variation": self.variation, "swing": self.swing, "kit": self.kit,
-            "fill_every": self.fill_every,
+            "fill_every": self.fill_every, "drum_map": self.drum_map.id, "split_tracks": self.split_tracks,
         }
+
+
+def resolve_drum_map(name: str | None) -> DrumMap:
+    """The drum map ``name`` names (None or "" = General MIDI); ``ValueError`` lists the maps."""
+    try:
+        return get_drum_map(name or DEFAULT_DRUM_MAP)
+    except ValueError:
+        ids = ", ".join(m.id for m in list_drum_maps())
+        raise ValueError(f"drum_map must be one of {ids}, got {shown(name)}") from None
 
 
 def resolve_request(req: GenerateRequest, styles: StyleRegistry) -> ResolvedRequest:
@@ -111,6 +126,8 @@ def resolve_request(req: GenerateRequest, styles: StyleRegistry) -> ResolvedRequ
         swing=preset.humanize.swing if req.swing is None else SWING.check(req.swing),
         kit=preset.kit if req.kit in (None, "") else KIT.check(req.kit),
         fill_every=preset.fill_every if req.fill_every is None else FILL_EVERY.check(req.fill_every),
+        drum_map=resolve_drum_map(req.drum_map),
+        split_tracks=check_bool("split_tracks", req.split_tracks),
         audio=check_bool("audio", req.audio),
         sample_rate=SAMPLE_RATE.check(req.sample_rate),
     )

@@ -8,8 +8,10 @@ library never imports this module.
 from __future__ import annotations
 
 import html
+import itertools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -44,6 +46,37 @@ def kit_label(kit: str) -> str:
 
 
 # --------------------------------------------------------------------------- field-named inputs
+FIELD_CLASS = "drumgen-field-"  # the elem class naming a component's entry in _FIELDS
+
+
+@dataclass(frozen=True)
+class _Field:
+    """What a named input checks against: its limit (or, for a checkbox, its name) and an optional
+    resolver of other spellings."""
+
+    limit: NumberLimit | ChoiceLimit | None = None
+    name: str = "value"
+    resolve: Callable[[str], Any] | None = None
+
+
+_FIELDS: dict[str, _Field] = {}
+_field_numbers = itertools.count()
+
+
+def _with_field(kwargs: dict[str, Any], field: _Field) -> dict[str, Any]:
+    """``kwargs`` with an elem class that names ``field``.
+
+    Gradio builds a fresh component from its constructor arguments whenever an event updates one of
+    its properties (``gr.update(interactive=...)``, an example's load), so attributes set after
+    construction are lost on that copy; an elem class is a constructor argument and travels with it.
+    """
+    key = f"{FIELD_CLASS}{next(_field_numbers)}"
+    _FIELDS[key] = field
+    classes = kwargs.get("elem_classes") or []
+    kwargs["elem_classes"] = [*([classes] if isinstance(classes, str) else classes), key]
+    return kwargs
+
+
 class _Named:
     """Mixin: ``preprocess`` checks the value against its entry of :mod:`drumgen.limits` and raises
     ``gr.Error`` naming the field and what is allowed.
@@ -54,11 +87,22 @@ class _Named:
     """
 
     is_template = True
-    limit: NumberLimit | ChoiceLimit
+    elem_classes: list[str] | str | None
+
+    def field(self) -> _Field:
+        """This input's field (a method, not a property: gradio reads every attribute while it builds
+        a component, before ``elem_classes`` is set)."""
+        classes = self.elem_classes or []
+        for name in [classes] if isinstance(classes, str) else classes:
+            if name.startswith(FIELD_CLASS):
+                return _FIELDS[name]
+        raise TypeError(f"{type(self).__name__} was not made with .of(): it has no field to check")
 
     def checked(self, payload: Any) -> Any:
+        limit = self.field().limit
+        assert limit is not None, "a checkbox checks its value with check_bool"
         try:
-            return self.limit.check(payload)
+            return limit.check(payload)
         except ValueError as exc:
             raise _field_error(str(exc)) from None
 
@@ -76,9 +120,7 @@ class NamedSlider(gr.Slider, _Named):
     @classmethod
     def of(cls, limit: NumberLimit, **kwargs: Any) -> NamedSlider:
         kwargs.setdefault("precision", 0 if limit.whole else None)
-        slider = cls(limit.lo, limit.hi, **kwargs)
-        slider.limit = limit
-        return slider
+        return cls(limit.lo, limit.hi, **_with_field(kwargs, _Field(limit)))
 
     def preprocess(self, payload: Any) -> float | int:
         return self.checked(payload)
@@ -89,9 +131,8 @@ class NamedNumber(gr.Number, _Named):
 
     @classmethod
     def of(cls, limit: NumberLimit, **kwargs: Any) -> NamedNumber:
-        number = cls(minimum=limit.lo, maximum=limit.hi, precision=0 if limit.whole else None, **kwargs)
-        number.limit = limit
-        return number
+        return cls(minimum=limit.lo, maximum=limit.hi, precision=0 if limit.whole else None,
+                   **_with_field(kwargs, _Field(limit)))
 
     def preprocess(self, payload: Any) -> float | int | None:
         return None if payload is None else self.checked(payload)
@@ -104,21 +145,18 @@ class NamedDropdown(gr.Dropdown, _Named):
     and raises ``ValueError`` with its own message for unknown ones.
     """
 
-    resolve: Callable[[str], Any] | None = None
-
     @classmethod
     def of(cls, limit: ChoiceLimit, resolve: Callable[[str], Any] | None = None, **kwargs: Any) -> NamedDropdown:
-        dropdown = cls(**kwargs)
-        dropdown.limit, dropdown.resolve = limit, resolve
-        return dropdown
+        return cls(**_with_field(kwargs, _Field(limit, resolve=resolve)))
 
     def preprocess(self, payload: Any) -> Any:
         values = [value for _, value in self.choices]
         if payload is None or (payload in values and not isinstance(payload, bool)):
             return payload  # None: left out, the style's own
-        if self.resolve is not None and isinstance(payload, str):
+        resolve = self.field().resolve
+        if resolve is not None and isinstance(payload, str):
             try:
-                return self.resolve(payload)
+                return resolve(payload)
             except ValueError as exc:
                 raise _field_error(str(exc)) from None
         return self.checked(payload)
@@ -127,17 +165,13 @@ class NamedDropdown(gr.Dropdown, _Named):
 class StrictCheckbox(gr.Checkbox, _Named):
     """A checkbox that takes only true or false (gradio would read ``"false"`` or ``2`` as true)."""
 
-    field = "value"
-
     @classmethod
     def of(cls, name: str, **kwargs: Any) -> StrictCheckbox:
-        box = cls(**kwargs)
-        box.field = name
-        return box
+        return cls(**_with_field(kwargs, _Field(name=name)))
 
     def preprocess(self, payload: Any) -> bool:
         try:
-            return check_bool(self.field, payload)
+            return check_bool(self.field().name, payload)
         except ValueError as exc:
             raise _field_error(str(exc)) from None
 

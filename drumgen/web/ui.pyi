@@ -77,9 +77,7 @@ class NamedSlider(gr.Slider, _Named):
     @classmethod
     def of(cls, limit: NumberLimit, **kwargs: Any) -> NamedSlider:
         kwargs.setdefault("precision", 0 if limit.whole else None)
-        slider = cls(limit.lo, limit.hi, **kwargs)
-        slider.limit = limit
-        return slider
+        return cls(limit.lo, limit.hi, **_with_field(kwargs, _Field(limit)))
 
     def preprocess(self, payload: Any) -> float | int:
         return self.checked(payload)
@@ -95,9 +93,8 @@ class NamedNumber(gr.Number, _Named):
 
     @classmethod
     def of(cls, limit: NumberLimit, **kwargs: Any) -> NamedNumber:
-        number = cls(minimum=limit.lo, maximum=limit.hi, precision=0 if limit.whole else None, **kwargs)
-        number.limit = limit
-        return number
+        return cls(minimum=limit.lo, maximum=limit.hi, precision=0 if limit.whole else None,
+                   **_with_field(kwargs, _Field(limit)))
 
     def preprocess(self, payload: Any) -> float | int | None:
         return None if payload is None else self.checked(payload)
@@ -115,21 +112,18 @@ class NamedDropdown(gr.Dropdown, _Named):
     and raises ``ValueError`` with its own message for unknown ones.
     """
 
-    resolve: Callable[[str], Any] | None = None
-
     @classmethod
     def of(cls, limit: ChoiceLimit, resolve: Callable[[str], Any] | None = None, **kwargs: Any) -> NamedDropdown:
-        dropdown = cls(**kwargs)
-        dropdown.limit, dropdown.resolve = limit, resolve
-        return dropdown
+        return cls(**_with_field(kwargs, _Field(limit, resolve=resolve)))
 
     def preprocess(self, payload: Any) -> Any:
         values = [value for _, value in self.choices]
         if payload is None or (payload in values and not isinstance(payload, bool)):
             return payload  # None: left out, the style's own
-        if self.resolve is not None and isinstance(payload, str):
+        resolve = self.field().resolve
+        if resolve is not None and isinstance(payload, str):
             try:
-                return self.resolve(payload)
+                return resolve(payload)
             except ValueError as exc:
                 raise _field_error(str(exc)) from None
         return self.checked(payload)
@@ -143,17 +137,13 @@ class NamedDropdown(gr.Dropdown, _Named):
 class StrictCheckbox(gr.Checkbox, _Named):
     """A checkbox that takes only true or false (gradio would read ``"false"`` or ``2`` as true)."""
 
-    field = "value"
-
     @classmethod
     def of(cls, name: str, **kwargs: Any) -> StrictCheckbox:
-        box = cls(**kwargs)
-        box.field = name
-        return box
+        return cls(**_with_field(kwargs, _Field(name=name)))
 
     def preprocess(self, payload: Any) -> bool:
         try:
-            return check_bool(self.field, payload)
+            return check_bool(self.field().name, payload)
         except ValueError as exc:
             raise _field_error(str(exc)) from None
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
