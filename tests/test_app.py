@@ -233,6 +233,37 @@ def test_drum_grid_and_feel_readout() -> None:
     assert '<div class="feel-value">straight</div>' in straight
 
 
+def test_a_named_input_keeps_its_check_when_gradio_rebuilds_it() -> None:
+    """Gradio rebuilds a component from its constructor arguments whenever an event updates one of
+    its properties (the swing slider's ``interactive`` toggle, an example's load); the rebuilt one
+    still checks its field and names it."""
+    import gradio as gr
+
+    from drumgen.limits import KIT, SWING, TEMPO, ChoiceLimit
+    from drumgen.web.ui import NamedDropdown, NamedNumber, NamedSlider, StrictCheckbox
+
+    def rebuilt(component: Any, **update: Any) -> Any:  # what gradio does with a property update
+        return type(component)(**{**component.constructor_args, **update, "render": False})
+
+    swing = rebuilt(NamedSlider.of(SWING, value=62, label="Swing (%)", interactive=False), interactive=True)
+    tempo = rebuilt(NamedNumber.of(TEMPO, value=None, label="tempo"))
+    kit = rebuilt(NamedDropdown.of(KIT, choices=[(k, k) for k in KIT.choices], value="standard", label="Kit"))
+    style = rebuilt(NamedDropdown.of(ChoiceLimit("style", ("j_dilla",)), resolve=lambda name: "j_dilla",
+                                     choices=[("J Dilla", "j_dilla")], value="j_dilla"), label="Style")
+    random_seed = rebuilt(StrictCheckbox.of("random_seed", value=True), value=False)
+    assert (swing.preprocess(70), tempo.preprocess(None), kit.preprocess("TR808"), style.preprocess("J Dilla"),
+            random_seed.preprocess(False)) == (70.0, None, "tr808", "j_dilla", False)
+    for component, bad, message in [
+        (swing, 90, "swing must be a number from 50 to 75 %, got 90"),
+        (tempo, 999, "tempo must be a number from 40 to 300 BPM, got 999"),
+        (kit, "cowbell", "kit must be one of"),
+        (random_seed, "false", "random_seed must be true or false, got 'false'"),
+    ]:
+        with pytest.raises(gr.Error) as info:
+            component.preprocess(bad)
+        assert info.value.message.startswith(message)
+
+
 def test_importing_the_app_does_no_work(tmp_path: Path) -> None:
     """``import app`` loads no model (not even an absent one), writes nothing to the temp folder,
     makes no gradio temp folder and leaves gradio's own functions in place."""

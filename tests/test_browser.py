@@ -1,25 +1,23 @@
 """The app in a real headless Chromium (playwright): choose a style, press Generate, get the audio
-player, the MIDI download, the drum grid and the feel readout; a producer example runs in one click.
+player, the MIDI download, the drum grid and the feel readout; a producer example runs in one click;
+overriding the style's swing makes the groove at the asked swing.
 
-Saves a screenshot under the test's tmp folder and copies it to ``runs/screenshot.png``.
+Saves a screenshot of the page under the test's tmp folder (nothing is written to the work tree).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
-import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port, use_checkpoint
+from app_fixtures import serve
+from conftest import use_checkpoint
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("DRUMGEN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -34,16 +32,12 @@ def app_url(request: pytest.FixtureRequest) -> Iterator[str]:
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
     with pytest.MonkeyPatch.context() as mp:
         use_checkpoint(request, mp)
-        if str(REPO) not in sys.path:
-            sys.path.insert(0, str(REPO))
-        app = importlib.import_module("app")
-        blocks = app.build_app()
-        _, url, _ = app.launch(blocks, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                               quiet=True)
+        served = serve()
         try:
-            yield url
+            assert served.startup_error is None, served.startup_error
+            yield served.url
         finally:
-            blocks.close()
+            served.blocks.close()
 
 
 def test_generate_in_the_browser(app_url: str, tmp_path: Path) -> None:
@@ -59,11 +53,12 @@ def test_generate_in_the_browser(app_url: str, tmp_path: Path) -> None:
             generate = page.get_by_role("button", name="Generate", exact=True)
             expect(generate).to_be_visible(timeout=TIMEOUT_MS)
 
-            # choosing a style shows its description and resets tempo and kit to the preset's
+            # choosing a style shows its description and resets tempo, kit and swing to the preset's
             page.get_by_role("combobox", name="Style").click()
             page.get_by_role("option", name="Metro Boomin", exact=True).click()
             expect(page.get_by_label("number input for Tempo")).to_have_value("140", timeout=TIMEOUT_MS)
             expect(page.get_by_role("combobox", name="Kit")).to_have_value("TR-808")
+            expect(page.get_by_label("number input for Swing (%)")).to_have_value("52")
             expect(page.locator(".preset")).to_contain_text("Tight trap drums with rolls")
 
             generate.click()
@@ -92,15 +87,23 @@ def test_generate_in_the_browser(app_url: str, tmp_path: Path) -> None:
             shot = tmp_path / "screenshot.png"
             page.get_by_text("Advanced", exact=True).click()  # fold it again for the picture
             page.screenshot(path=str(shot), full_page=True)
-            runs = REPO / "runs"
-            runs.mkdir(exist_ok=True)
-            shutil.copyfile(shot, runs / "screenshot.png")
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
             # one click on a producer example generates its groove
             page.get_by_text("J Dilla · 90 BPM · 4 bars").click()
             expect(page.locator(".headline")).to_contain_text("J Dilla", timeout=TIMEOUT_MS)
             expect(midi_link).to_have_attribute("download", f"j_dilla_90bpm_4bars_seed{seed}.mid",
                                                 timeout=TIMEOUT_MS)  # the kept seed, now for J Dilla
+
+            # overriding the style's swing: the slider opens, and the groove is made at the asked swing
+            page.get_by_label("Override the style's swing").check()
+            swing = page.get_by_label("number input for Swing (%)")
+            expect(swing).to_be_editable(timeout=TIMEOUT_MS)
+            swing.fill("70")
+            swing.press("Enter")
+            generate.click()
+            expect(page.locator(".feel-hint").first).to_have_text("asked 70 %", timeout=TIMEOUT_MS)
+            expect(page.locator(".toast-body")).to_have_count(0)  # no error shown
             assert not errors, errors
         finally:
             browser.close()
