@@ -78,6 +78,11 @@ class Vocabulary:
         m[list(token_ids)] = True
         return m
 
+    def hits_at_least(self, pitch: int, velocity: int) -> tuple[int, ...]:
+        """The Hit tokens of ``pitch`` (a voice's GM pitch) whose velocity bin is at least ``velocity``."""
+        voice = self.voice_of_pitch[pitch]
+        return tuple(t for t, v in zip(self.hit_tokens[voice], self.velocity_values, strict=True) if v >= velocity)
+
     def hit_token(self, voice: int, velocity: int) -> int:
         """The Hit token of ``voice`` (index) at the velocity bin nearest ``velocity``."""
         values = self.velocity_values

@@ -25,7 +25,17 @@ import torch
 from drumgen import __version__
 from drumgen.audio import AudioUnavailableError, render_audio, write_audio
 from drumgen.constants import DEFAULT_SAMPLE_RATE, PPQ
-from drumgen.constraints import Constraint, FillBars, LoopLean, SampleState, Vocabulary, grammar_for, vocabulary
+from drumgen.constraints import (
+    Constraint,
+    FillBars,
+    FixedHits,
+    LoopLean,
+    RequiredHit,
+    SampleState,
+    Vocabulary,
+    grammar_for,
+    vocabulary,
+)
 from drumgen.drum_maps import DEFAULT_DRUM_MAP
 from drumgen.generate import MAX_SAMPLES, sample_tokens
 from drumgen.humanize import LearnedTiming, humanize, measure_feel
@@ -34,12 +44,18 @@ from drumgen.model import DrumPatternTransformer
 from drumgen.model_loader import load_bundle
 from drumgen.pattern import Pattern
 from drumgen.request import GenerateRequest, ResolvedRequest, resolve_request
+from drumgen.rules import half_time_factor, stretch, stretch_map, trap_hat_line
 from drumgen.styles import StylePreset, StyleRegistry, shared_checkpoint
-from drumgen.tokenizer import TICKS_PER_STEP, DrumTokenizer
+from drumgen.tokenizer import STEPS_PER_BEAT, TICKS_PER_STEP, DrumTokenizer
+from drumgen.voices import VOICE_PITCH
 
 log = logging.getLogger(__name__)
 
 HUMANIZE_SEED_SALT = 0x5EED  # humanization draws from seed ^ salt, apart from the model's draws
+KICK, SNARE = VOICE_PITCH["kick"], VOICE_PITCH["snare"]
+OPENING_KICK_VELOCITY = 48  # every groove opens with a kick at least this loud
+BACKBEAT_VELOCITY = 64  # a backbeat style's first bar: snare at least this loud on beats 2 and 4
+BACKBEAT_STEPS = (STEPS_PER_BEAT, 3 * STEPS_PER_BEAT)
 
 
 @dataclass
@@ -69,31 +85,6 @@ class Groove:
     notices: list[str] = field(default_factory=list)
 
 
-def _stretch_map(pattern: Pattern, factor: int, bars: int) -> dict[tuple[int, int], int]:
-    """Where each hit ``(onset, pitch)`` of ``pattern`` lands when stretched (see :func:`stretch`)."""
-    bar_ticks = pattern.ticks_per_bar
-    end = bar_ticks * bars
-    scaled = {(n.onset, n.pitch): n.onset * factor for n in pattern.notes}
-    kept = {key: onset for key, onset in scaled.items() if onset < end}
-    for k in range(1, factor):
-        if any(onset >= end - bar_ticks for onset in kept.values()):
-            break
-        shift = k * bar_ticks
-        kept.update({key: onset - shift for key, onset in scaled.items() if end - bar_ticks <= onset - shift < end})
-    return kept
-
-
-def stretch(pattern: Pattern, factor: int, bars: int, tempo: float) -> Pattern:
-    """A pattern played ``factor`` times slower in the grid (half-time feel), cut to ``bars``.
-
-    When the cut leaves the last bar silent, that bar takes the cut-off rest of its generated
-    bar instead (so a 1-bar half-time groove is never silent: every generated bar has a hit).
-    """
-    where = _stretch_map(pattern, factor, bars)
-    notes = [replace(n, onset=where[n.onset, n.pitch]) for n in pattern.notes if (n.onset, n.pitch) in where]
-    return Pattern(tempo=tempo, bars=bars, meta=dict(pattern.meta)).with_notes(notes)
-
-
 def learned_timing(state: SampleState, vocab: Vocabulary, factor: int = 1,
                    where: dict[tuple[int, int], int] | None = None) -> LearnedTiming:
     """A sample's learned timing as ``(onset, pitch) -> (mean, std)`` in output ticks: the timing head
@@ -108,11 +99,6 @@ def learned_timing(state: SampleState, vocab: Vocabulary, factor: int = 1,
             key = (where[key], key[1])
         out[key] = (mean * ticks, math.exp(log_std) * ticks)
     return out
-
-
-def half_time_factor(preset: StylePreset) -> int:
-    """How many output bars one generated bar spans (2 for a half-time preset, else 1)."""
-    return max(1, round(1 / preset.tempo_scale)) if preset.tempo_scale < 1 else 1
 
 
 class Engine:
@@ -151,9 +137,14 @@ class Engine:
         return self.model, self.tokenizer, self.metadata
 
     def constraints(self, plan: ResolvedRequest, gen_fills: set[int]) -> list[Constraint]:
-        """The constraints every sample of ``plan`` follows after the grammar: fill bars, the loop lean."""
+        """The constraints every sample of ``plan`` follows after the grammar: fill bars, a kick on the
+        first downbeat (and the backbeat of a backbeat style) in the first bar, the loop lean."""
         vocab = self.grammar.vocab
-        rules: list[Constraint] = [FillBars(vocab, gen_fills)]
+        opening = [RequiredHit(0, KICK, vocab.hits_at_least(KICK, OPENING_KICK_VELOCITY))]
+        if plan.preset.backbeat:
+            snare = vocab.hits_at_least(SNARE, BACKBEAT_VELOCITY)
+            opening += [RequiredHit(step, SNARE, snare) for step in BACKBEAT_STEPS]
+        rules: list[Constraint] = [FillBars(vocab, gen_fills), FixedHits(vocab, {0: opening})]
         if plan.variation < 1.0:
             rules.append(LoopLean(vocab, plan.variation, gen_fills))
         return rules
@@ -189,11 +180,13 @@ class Engine:
         for state, seed in zip(states, seeds, strict=True):
             pattern = tokenizer.decode(state.tokens, bars=gen_bars, tempo=plan.tempo)
             if factor > 1:
-                where = _stretch_map(pattern, factor, plan.bars)
+                where = stretch_map(pattern, factor, plan.bars)
                 timing = learned_timing(state, vocab, factor, where)
                 pattern = stretch(pattern, factor, plan.bars, plan.tempo)
             else:
                 timing = learned_timing(state, vocab)
+            if preset.hats == "trap":
+                pattern = trap_hat_line(pattern, seed)
             out.append(Sampled(pattern, state.tokens, seed, timing))
         return out
 

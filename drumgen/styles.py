@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 
 KINDS: tuple[str, ...] = ("producer", "genre")
+HAT_LINES: tuple[str, ...] = ("model", "trap")
 PRODUCER_ORDER: tuple[str, ...] = ("j_dilla", "metro_boomin", "questlove")  # listed first, in this order
 
 DEFAULT_TEMPO_SCALE = 1.0
@@ -75,8 +76,11 @@ class UnknownStyleError(ValueError):
 @dataclass(frozen=True)
 class StylePreset:
     """One style. ``tempo_scale`` multiplies the tempo the model is conditioned on (0.5 = half-time
-    feel); ``fill_every`` is bars between fills (0 = none, default); ``checkpoint`` is a
-    repo-root-relative model path (default None = the shared checkpoint); ``version`` defaults to 1."""
+    feel); ``backbeat`` makes the first bar play a loud snare on beats 2 and 4 (of the generated bar);
+    ``hats`` is ``"model"`` (the model's hats) or ``"trap"`` (a full-tempo trap hat line in place of
+    the half-time hats); ``fill_every`` is bars between fills (0 = none, default); ``checkpoint`` is a
+    repo-root-relative model path (default None = the shared checkpoint); ``version`` defaults to 1.
+    Every groove's first bar opens with a kick."""
 
     id: str
     name: str
@@ -91,6 +95,8 @@ class StylePreset:
     top_k: int
     top_p: float
     variation: float = DEFAULT_VARIATION
+    backbeat: bool = False
+    hats: str = "model"
     humanize: HumanizeParams = field(default_factory=HumanizeParams)
     fill_every: int = DEFAULT_FILL_EVERY
     checkpoint: str | None = None
@@ -117,6 +123,8 @@ class StylePreset:
             "top_k": self.top_k,
             "top_p": self.top_p,
             "variation": self.variation,
+            "backbeat": self.backbeat,
+            "hats": self.hats,
             "humanize": humanize_to_dict(self.humanize),
             "fill_every": self.fill_every,
             "checkpoint": self.checkpoint,
@@ -184,6 +192,12 @@ class _Reader:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(key, f"must be a non-empty string, got {value!r}")
         return value.strip()
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, got {value!r}")
+        return value
 
     def choice(self, key: str, choices: tuple[str, ...] | dict[str, int]) -> str:
         value = self.string(key)
@@ -294,7 +308,7 @@ def load_preset(path: str | os.PathLike[str]) -> StylePreset:
     r = _Reader(path, data)
     r.check_keys(_TOP_KEYS)
     cond = r.sub("conditioning")
-    cond.check_keys(frozenset({"genre", "tempo_scale"}))
+    cond.check_keys(frozenset({"genre", "tempo_scale", "backbeat", "hats"}))
     tempo = r.sub("tempo")
     tempo.check_keys(frozenset({"min", "max", "default"}))
     sampling = r.sub("sampling", required=False)
@@ -325,6 +339,8 @@ def load_preset(path: str | os.PathLike[str]) -> StylePreset:
         description=r.string("description"),
         kind=r.choice("kind", KINDS),
         genre=cond.choice("genre", GENRES),
+        backbeat=cond.boolean("backbeat", False),
+        hats=cond.choice("hats", HAT_LINES) if "hats" in cond.table else "model",
         tempo_scale=tempo_scale,
         tempo_range=(lo, hi),
         default_tempo=default_tempo,

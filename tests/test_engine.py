@@ -11,7 +11,8 @@ from conftest import use_checkpoint
 from mock_model import HAT, HAT_STEPS, KICK, KICK_STEPS, SNARE, SNARE_STEPS, MockDrumModel
 
 from drumgen.constants import PPQ
-from drumgen.engine import Engine, stretch
+from drumgen.engine import Engine
+from drumgen.rules import stretch
 from drumgen.generate import generate_pattern
 from drumgen.midi_io import midi_to_pattern
 from drumgen.model_loader import load_model
