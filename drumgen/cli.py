@@ -81,7 +81,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from drumgen.tools.evaluate import evaluate
 
     report = evaluate(args.data, checkpoint=args.checkpoint, split=args.split, samples=args.samples,
-                      stability_samples=args.stability_samples, seed=args.seed)
+                      grooves=args.grooves, seed=args.seed)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="validation", help="split of info.csv to score (default validation)")
     e.add_argument("--checkpoint", type=Path, default=None, help="default checkpoints/drumgen.pt")
     e.add_argument("--samples", type=int, default=1000, help="samples for the validity rate (default 1000)")
-    e.add_argument("--stability-samples", type=int, default=60, help="16-bar samples (default 60)")
+    e.add_argument("--grooves", type=int, default=12, help="16-bar grooves per genre and setting (default 12)")
     e.add_argument("--seed", type=int, default=0, help="default 0")
     e.set_defaults(func=_cmd_evaluate)
 
