@@ -82,7 +82,7 @@ class TempArea:
     def save(self, groove: Groove) -> tuple[str | None, str, list[str]]:
         """Write the groove's ``.mid`` and (when it has audio) its ``.wav`` into a fresh request folder:
         ``(audio path or None, MIDI path, notices)``. A failed audio write becomes a notice (see
-        :func:`drumgen.pipeline.write_groove`); a failed MIDI write raises :class:`SaveError`."""
+        :func:`drumgen.engine.write_groove`); a failed MIDI write raises :class:`SaveError`."""
         try:
             paths = write_groove(groove, self.request_dir(), audio_format="wav")
         except OSError as exc:  # temp space full or read-only: nothing can be handed out
