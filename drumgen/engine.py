@@ -26,6 +26,7 @@ from drumgen import __version__
 from drumgen.audio import AudioUnavailableError, render_audio, write_audio
 from drumgen.constants import DEFAULT_SAMPLE_RATE, PPQ
 from drumgen.constraints import (
+    BarHit,
     Constraint,
     FillBars,
     FixedHits,
@@ -67,6 +68,8 @@ class Sampled:
     tokens: list[int]
     seed: int
     timing: LearnedTiming = field(default_factory=dict)
+    velocities: dict[tuple[int, int], float] = field(default_factory=dict)  # expected, for an upload's hits
+    made: bool = True  # the model made the hits (False: a user's own, kept as they are)
 
 
 @dataclass
@@ -136,34 +139,41 @@ class Engine:
             return load_bundle(str(self.styles.model_path(preset.id)))
         return self.model, self.tokenizer, self.metadata
 
-    def constraints(self, plan: ResolvedRequest, gen_fills: set[int]) -> list[Constraint]:
-        """The constraints every sample of ``plan`` follows after the grammar: fill bars, a kick on the
-        first downbeat (and the backbeat of a backbeat style) in the first bar, the loop lean."""
+    def constraints(self, plan: ResolvedRequest, gen_fills: set[int], opening: bool = True,
+                    phrase: Sequence[Sequence[BarHit]] | None = None) -> list[Constraint]:
+        """The constraints every sample of ``plan`` follows after the grammar: fill bars, with ``opening``
+        a kick on the first downbeat (and a backbeat style's snare on 2 and 4) in the first bar, and the
+        loop lean toward the groove's own first phrase (or ``phrase``, e.g. a prompt's last bars)."""
         vocab = self.grammar.vocab
-        opening = [RequiredHit(0, KICK, vocab.hits_at_least(KICK, OPENING_KICK_VELOCITY))]
-        if plan.preset.backbeat:
-            snare = vocab.hits_at_least(SNARE, BACKBEAT_VELOCITY)
-            opening += [RequiredHit(step, SNARE, snare) for step in BACKBEAT_STEPS]
-        rules: list[Constraint] = [FillBars(vocab, gen_fills), FixedHits(vocab, {0: opening})]
+        rules: list[Constraint] = [FillBars(vocab, gen_fills)]
+        if opening:
+            first = [RequiredHit(0, KICK, vocab.hits_at_least(KICK, OPENING_KICK_VELOCITY))]
+            if plan.preset.backbeat:
+                snare = vocab.hits_at_least(SNARE, BACKBEAT_VELOCITY)
+                first += [RequiredHit(step, SNARE, snare) for step in BACKBEAT_STEPS]
+            rules.append(FixedHits(vocab, {0: first}))
         if plan.variation < 1.0:
-            rules.append(LoopLean(vocab, plan.variation, gen_fills))
+            rules.append(LoopLean(vocab, plan.variation, gen_fills, phrase=phrase))
         return rules
 
-    def sample(self, plan: ResolvedRequest, extra: Sequence[Constraint] = (),
-               prompt: list[int] | None = None) -> list[Sampled]:
+    def sample(self, plan: ResolvedRequest, extra: Sequence[Constraint] = (), prompt: list[int] | None = None,
+               phrase: Sequence[Sequence[BarHit]] | None = None, opening: bool = True,
+               half_time: bool = True) -> list[Sampled]:
         """Quantized patterns from the model, one per variation of ``plan``.
 
         A half-time preset is conditioned on a fraction of the tempo and each generated bar spread
-        over several output bars. ``extra`` constraints (e.g. fixed hits) apply after the plan's own;
-        ``prompt`` (a conditioned token sequence) is continued instead of starting fresh.
+        over several output bars (unless ``half_time`` is False: an upload's bars are bars).
+        ``extra`` constraints (e.g. fixed hits) apply after the plan's own; ``prompt`` (a conditioned
+        token sequence) is continued instead of starting fresh, and ``phrase`` is what the loop lean
+        follows; ``opening`` asks for the first bar's kick (and backbeat).
         """
         preset = plan.preset
         model, tokenizer, _ = self.bundle_for(preset)
-        factor = half_time_factor(preset)
+        factor = half_time_factor(preset) if half_time else 1
         gen_bars = math.ceil(plan.bars / factor)
         gen_fills = {b // factor for b in plan.fill_bars}
         prefix = prompt or tokenizer.prefix(preset.genre, plan.tempo / factor)
-        rules = [*self.constraints(plan, gen_fills), *extra]
+        rules = [*self.constraints(plan, gen_fills, opening, phrase), *extra]
         seeds = plan.seeds
         states = []
         for start in range(0, len(seeds), MAX_SAMPLES):
@@ -194,30 +204,39 @@ class Engine:
     def model_version(self, preset: StylePreset) -> str:
         return f"{preset.model_id}/drumgen-{self.bundle_for(preset)[2].get('version', __version__)}"
 
+    def recipe(self, plan: ResolvedRequest, seed: int) -> dict[str, str]:
+        """The generation recipe written into the MIDI file (as text events)."""
+        settings = {k: "learned" if v is None else str(v) for k, v in plan.settings().items()}
+        return {"style": plan.preset.id, "seed": str(seed), "tempo": f"{plan.tempo:g}", "bars": str(plan.bars),
+                "model": self.model_version(plan.preset), **settings}
+
     def finish(self, plan: ResolvedRequest, sampled: Sequence[Sampled]) -> list[Groove]:
         """Each quantized pattern with the style's feel, its recipe, MIDI bytes and measured feel."""
         preset = plan.preset
-        settings = plan.settings()
-        version = self.model_version(preset)
         grooves = []
         for one in sampled:
-            recipe = {"style": preset.id, "seed": str(one.seed), "tempo": f"{plan.tempo:g}", "bars": str(plan.bars),
-                      "model": version, **{k: "learned" if v is None else str(v) for k, v in settings.items()}}
-            quantized = replace(one.pattern, meta=recipe)
+            quantized = replace(one.pattern, meta=self.recipe(plan, one.seed))
             pattern = humanize(quantized, preset.humanize, amount=plan.humanize, seed=one.seed ^ HUMANIZE_SEED_SALT,
                                swing=plan.swing, fill_bars=plan.fill_bars, variation=plan.variation,
-                               learned=one.timing, velocity_bin=self.velocity_bin)
-            pattern = replace(pattern, meta=recipe).validate()  # the one check of the finished groove
-            filename = pattern_filename(preset.id, plan.tempo, plan.bars, one.seed,
-                                        target=None if plan.drum_map.id == DEFAULT_DRUM_MAP else plan.drum_map.id)
-            summary = {
-                "style": preset.id, "style_name": preset.name, "tempo": plan.tempo, "bars": plan.bars,
-                "seed": one.seed, "settings": settings, "model_version": version, "file": filename,
-                "notes": len(pattern.notes), "feel": measure_feel(pattern),
-            }
-            midi = pattern_to_midi_bytes(pattern, check=False, drum_map=plan.drum_map, split_tracks=plan.split_tracks)
-            grooves.append(Groove(pattern, quantized, midi, filename, one.seed, summary, sample_rate=plan.sample_rate))
+                               learned=one.timing, velocity_bin=self.velocity_bin if one.made else 0,
+                               learned_velocity=one.velocities, add_notes=one.made)
+            grooves.append(self.groove(plan, one.seed, quantized, pattern))
         return grooves
+
+    def groove(self, plan: ResolvedRequest, seed: int, quantized: Pattern, pattern: Pattern) -> Groove:
+        """A finished ``pattern`` (of ``plan``'s bars) as a :class:`Groove`: validated (the one check),
+        recipe, file name, MIDI bytes and the feel measured on it."""
+        recipe = self.recipe(plan, seed)
+        pattern = replace(pattern, bars=plan.bars, meta=recipe).validate()
+        target = None if plan.drum_map.id == DEFAULT_DRUM_MAP else plan.drum_map.id
+        filename = pattern_filename(plan.preset.id, plan.tempo, plan.bars, seed, target=target)
+        summary = {
+            "style": plan.preset.id, "style_name": plan.preset.name, "tempo": plan.tempo, "bars": plan.bars,
+            "seed": seed, "settings": plan.settings(), "model_version": recipe["model"], "file": filename,
+            "notes": len(pattern.notes), "feel": measure_feel(pattern),
+        }
+        midi = pattern_to_midi_bytes(pattern, check=False, drum_map=plan.drum_map, split_tracks=plan.split_tracks)
+        return Groove(pattern, quantized, midi, filename, seed, summary, sample_rate=plan.sample_rate)
 
     # --- stage 4 ------------------------------------------------------------------------------------
     def render(self, plan: ResolvedRequest, grooves: Sequence[Groove]) -> None:

@@ -47,6 +47,7 @@ DEFAULT_GHOST_VELOCITY = 30  # new ghost notes are written at about this velocit
 DEFAULT_ACCENT = 0.0  # beat downbeats x(1 + accent), off-8th positions x(1 - accent)
 MAX_TIMING_MS = 100.0  # bound on micro-timing, drift and per-voice offsets
 LEARNED_DRIFT_SHARE = 0.35  # of the learned spread's variance, the share that wanders slowly and together
+LEARNED_VELOCITY_SHARE = 0.5  # an upload's velocities move this far toward what the model expects
 
 
 GHOST_VELOCITY_SPREAD = (-12, 8)  # new ghosts: DEFAULT_GHOST_VELOCITY + this range
@@ -287,6 +288,19 @@ def spread_velocity_bins(hits: Sequence[Hit], seed: int, width: int, amount: flo
     return out
 
 
+def pull_velocities(hits: Sequence[Hit], expected: Mapping[tuple[int, int], float], share: float) -> list[Hit]:
+    """Move each hit's velocity ``share`` of the way to the velocity ``expected`` at ``(key, pitch)``."""
+    out = []
+    for hit in hits:
+        target = expected.get((hit.key, hit.note.pitch))
+        if target is None:
+            out.append(hit)
+            continue
+        out.append(replace(hit, note=replace(hit.note, velocity=clamp_velocity(
+            hit.note.velocity + share * (target - hit.note.velocity)))))
+    return out
+
+
 # --- 3. velocity ----------------------------------------------------------------------------------
 def vary_velocity(hits: Sequence[Hit], pattern: Pattern, variation: float, seed: int,
                   accent: float = 0.0) -> list[Hit]:
@@ -452,6 +466,8 @@ def humanize(
     variation: float = 1.0,
     learned: LearnedTiming | None = None,
     velocity_bin: int = 0,
+    learned_velocity: Mapping[tuple[int, int], float] | None = None,
+    add_notes: bool = True,
 ) -> Pattern:
     """Return a humanized copy of ``pattern`` (the input is untouched).
 
@@ -462,6 +478,9 @@ def humanize(
     ``params.swing``. ``fill_bars`` get no added ghost notes; ``variation`` (0-1) lets the added
     ghosts vary from one phrase to the next. ``velocity_bin`` is the width of the velocity bins the
     model's tokens rounded to (0 for velocities that are exact, such as an uploaded file's).
+    ``learned_velocity`` (``(onset, pitch) -> velocity`` the model expects there) pulls each such
+    hit's velocity toward it by ``LEARNED_VELOCITY_SHARE * amount``. ``add_notes`` False leaves the
+    notes as they are (no ghost notes, no articulations): humanizing a user's own groove.
     ``amount`` and ``swing`` are trusted to be in range (:func:`drumgen.request.resolve_request`
     checked them).
     """
@@ -470,7 +489,10 @@ def humanize(
     swing_percent = params.swing if swing is None else swing
     offsets = dict(params.voice_offsets_ms)
     hits = [Hit(n, n.onset) for n in pattern.notes]
-    hits = add_ghost_notes(hits, pattern, params.ghost_note_prob * amount, seed, fill_bars, variation)
+    if add_notes:
+        hits = add_ghost_notes(hits, pattern, params.ghost_note_prob * amount, seed, fill_bars, variation)
+    if learned_velocity:
+        hits = pull_velocities(hits, learned_velocity, LEARNED_VELOCITY_SHARE * amount)
     if learned:
         looseness = params.micro_timing_ms / DEFAULT_MICRO_TIMING_MS
         hits = apply_learned_timing(hits, pattern, seed, learned, amount, looseness, swing_percent)
@@ -481,7 +503,8 @@ def humanize(
         hits = apply_swing(hits, pattern, STRAIGHT_SWING + (straight - STRAIGHT_SWING) * amount)
         jitter_ms = params.micro_timing_ms * amount
     hits = vary_velocity(hits, pattern, params.velocity_variation * amount, seed, params.accent * amount)
-    hits = apply_articulations(hits, pattern, params.articulations, seed, amount)
+    if add_notes:
+        hits = apply_articulations(hits, pattern, params.articulations, seed, amount)
     hits = apply_micro_timing(hits, pattern, seed, jitter_ms, params.drift_ms * amount,
                               {voice: ms * amount for voice, ms in offsets.items()})
     return pattern.with_notes(fit_to_pattern([h.note for h in hits], pattern))

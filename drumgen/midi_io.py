@@ -57,6 +57,7 @@ PIECE_OF_VOICE: dict[str, str] = {
 PIECES: tuple[str, ...] = tuple(dict.fromkeys(PIECE_OF_VOICE.values()))
 OTHER_PIECE = "Percussion"  # GM percussion no voice explains (an upload's tambourine, say)
 _DRUM_NAME = re.compile(r"drum|perc|kit|beat", re.IGNORECASE)  # track names of a drum part off channel 10
+MERGE_TICKS = PPQ // 8  # a part's onsets closer than a 32nd are one onset
 
 _MARKER_RE = re.compile(rf"^{MARKER_PREFIX} bpm=(\S+)$")
 _UNSAFE_CHARS = re.compile(r"[^a-z0-9_]+")
@@ -292,9 +293,7 @@ def read_midi(source: str | Path | bytes, bars: int | None = None) -> MidiRead:
         bars = BARS.check(bars)
     score = read_score(source)
     notices: list[str] = []
-    for sig in score.time_signatures:
-        if (sig.numerator, sig.denominator) != (4, 4):
-            raise MidiImportError(f"the groove is in {sig.numerator}/{sig.denominator}; only 4/4 is supported")
+    _check_meter(score)
     tracks = _drum_tracks(score)
     if not tracks:
         what = "no notes at all" if not score.note_num() else "no notes on MIDI channel 10 and no track named drums"
@@ -335,6 +334,52 @@ def read_midi(source: str | Path | bytes, bars: int | None = None) -> MidiRead:
     for notice in notices:
         log.info("MIDI import: %s", notice)
     return MidiRead(pattern, notices)
+
+
+@dataclass(frozen=True)
+class PartRead:
+    """The onsets of any part of a MIDI file (a bass line, a melody, a tapped rhythm) at 480 PPQ,
+    merged within a 32nd, each with its longest note's length; the file's tempo and length."""
+
+    onsets: tuple[int, ...]
+    lengths: tuple[int, ...]
+    tempo: float
+    bars: int
+    notices: tuple[str, ...] = ()
+
+
+def read_part(source: str | Path | bytes) -> PartRead:
+    """The rhythm of a file's melodic parts (every track off channel 10; the drums when there is
+    nothing else), for drums that follow it. Same checks and notices as :func:`read_midi`."""
+    score = read_score(source)
+    notices: list[str] = []
+    _check_meter(score)
+    tracks = [t for t in score.tracks if len(t.notes) and not t.is_drum] or [t for t in score.tracks if len(t.notes)]
+    if not tracks:
+        raise MidiImportError("the file has no notes")
+    tempo = _tempo(score, notices)
+    notes = sorted(score_notes(score, tracks))
+    bars = max(1, math.ceil((notes[-1].onset + 1) / (4 * PPQ)))
+    if bars > MAX_BARS:
+        notices.append(f"the part is {bars} bars long; keeping the first {MAX_BARS}")
+        bars = MAX_BARS
+    onsets: list[int] = []
+    lengths: list[int] = []
+    for note in notes:
+        if note.onset >= bars * 4 * PPQ:
+            break
+        if onsets and note.onset - onsets[-1] < MERGE_TICKS:
+            lengths[-1] = max(lengths[-1], note.duration)
+            continue
+        onsets.append(note.onset)
+        lengths.append(note.duration)
+    return PartRead(tuple(onsets), tuple(lengths), tempo, bars, tuple(notices))
+
+
+def _check_meter(score: Score) -> None:
+    for sig in score.time_signatures:
+        if (sig.numerator, sig.denominator) != (4, 4):
+            raise MidiImportError(f"the groove is in {sig.numerator}/{sig.denominator}; only 4/4 is supported")
 
 
 def midi_to_pattern(source: str | Path | bytes, bars: int | None = None) -> Pattern:
