@@ -44,6 +44,7 @@ from drumgen.midi_io import pattern_filename, pattern_to_midi_bytes
 from drumgen.model import DrumPatternTransformer
 from drumgen.model_loader import load_bundle
 from drumgen.pattern import Pattern
+from drumgen.preview import loop_frames, make_preview
 from drumgen.request import GenerateRequest, ResolvedRequest, resolve_request
 from drumgen.rules import half_time_factor, stretch, stretch_map, trap_hat_line
 from drumgen.styles import StylePreset, StyleRegistry, shared_checkpoint
@@ -248,6 +249,13 @@ class Engine:
                 groove.audio_error = f"audio could not be rendered ({exc}); the MIDI file is fine"
                 groove.notices.append(groove.audio_error)
                 log.warning("%s", groove.audio_error)
+
+    def preview(self, groove: Groove) -> bytes | None:
+        """The groove's browser preview (a small MP3 that loops seamlessly at one loudness; see
+        :mod:`drumgen.preview`), or None when it has no audio."""
+        if groove.audio is None:
+            return None
+        return make_preview(groove.audio, groove.sample_rate, loop_frames(groove.pattern, groove.sample_rate))
 
     def generate(self, request: GenerateRequest) -> list[Groove]:
         """``request.count`` humanized grooves with MIDI bytes and (unless ``audio=False``) audio.
