@@ -86,6 +86,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from drumgen.tools.calibrate import calibrate
+
+    print(json.dumps(calibrate(args.data, checkpoint=args.checkpoint, split=args.split, grooves=args.grooves),
+                     indent=2))
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from drumgen.tools.bench import run_api_bench, run_bench
 
@@ -181,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--grooves", type=int, default=12, help="16-bar grooves per genre and setting (default 12)")
     e.add_argument("--seed", type=int, default=0, help="default 0")
     e.set_defaults(func=_cmd_evaluate)
+
+    c = sub.add_parser("calibrate", help="print each preset's variation that matches its genre's real grooves")
+    c.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"dataset folder (default {DEFAULT_DATA})")
+    c.add_argument("--split", default="validation", help="split of the real reference (default validation)")
+    c.add_argument("--checkpoint", type=Path, default=None, help="default checkpoints/drumgen.pt")
+    c.add_argument("--grooves", type=int, default=8, help="16-bar grooves per preset and rung (default 8)")
+    c.set_defaults(func=_cmd_calibrate)
 
     b = sub.add_parser("bench", help="print JSON speed figures")
     b.add_argument("--checkpoint", type=Path, default=None, help="default checkpoints/drumgen.pt")
