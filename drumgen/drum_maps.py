@@ -16,7 +16,6 @@ ever looked up in the loaded registry, never used as paths.
 from __future__ import annotations
 
 import bisect
-import functools
 import logging
 import os
 import re
@@ -27,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from drumgen.constants import PPQ
+from drumgen.limits import shown
 from drumgen.pattern import Note
+from drumgen.presets import Loaded, PresetFolder, normalize
 from drumgen.resources import DRUM_MAPS_DIR
 from drumgen.voices import VOICES, voice_of
 
@@ -188,74 +189,18 @@ def load_drum_map(path: str | os.PathLike[str]) -> DrumMap:
     )
 
 
-@dataclass(frozen=True)
-class _Registry:
-    maps: tuple[DrumMap, ...]
-    problems: dict[str, str]  # file path -> error message
-    broken_ids: dict[str, str]  # id (file stem) -> error message
+_FOLDER = PresetFolder("drum map", load_drum_map, DrumMapError, DRUM_MAPS_DIR, DRUM_MAPS_DIR_ENV,
+                       lambda m: (m.id != DEFAULT_DRUM_MAP, m.id))  # the default first, then by id
 
 
-def _normalize(name: str) -> str:
-    """Case/spacing-insensitive key: "Superior Drummer 3", "superior-drummer-3" -> "superior_drummer_3"."""
-    return re.sub(r"[\s\-_]+", "_", name.strip().lower()).strip("_")
-
-
-def _resolve_dir(maps_dir: str | os.PathLike[str] | None) -> Path:
-    if maps_dir is None:
-        maps_dir = os.environ.get(DRUM_MAPS_DIR_ENV) or DRUM_MAPS_DIR
-    path = Path(maps_dir).expanduser().resolve()
-    if not path.is_dir():
-        raise FileNotFoundError(f"drum-maps directory not found: {path} (set ${DRUM_MAPS_DIR_ENV} or maps_dir)")
-    return path
-
-
-def _registry(maps_dir: str | os.PathLike[str] | None) -> _Registry:
-    path = _resolve_dir(maps_dir)
-    # Keyed by each file's mtime/size, so an added or edited map is picked up without a restart.
-    signature = []
-    for f in sorted(path.glob("*.toml")):
-        try:
-            st = f.stat()
-        except OSError:  # removed while listing
-            continue
-        signature.append((f.name, st.st_mtime_ns, st.st_size))
-    return _load_dir(str(path), tuple(signature))
-
-
-@functools.lru_cache(maxsize=8)
-def _load_dir(path: str, signature: tuple[tuple[str, int, int], ...]) -> _Registry:
-    maps: list[DrumMap] = []
-    problems: dict[str, str] = {}
-    broken: dict[str, str] = {}
-    by_key: dict[str, str] = {}  # normalized id/name -> id that claimed it
-    for name, _, _ in signature:
-        file = Path(path) / name
-        try:
-            drum_map = load_drum_map(file)
-            for key in (drum_map.id, _normalize(drum_map.name)):
-                if key in by_key and by_key[key] != drum_map.id:
-                    raise DrumMapError(f"{file}: field 'name' {drum_map.name!r} clashes with drum map '{by_key[key]}'")
-        except DrumMapError as exc:
-            log.warning("skipping drum map: %s", exc)
-            problems[str(file)] = str(exc)
-            broken[file.stem] = str(exc)
-            continue
-        by_key[drum_map.id] = by_key[_normalize(drum_map.name)] = drum_map.id
-        maps.append(drum_map)
-    # The default first, then by id.
-    maps.sort(key=lambda m: (m.id != DEFAULT_DRUM_MAP, m.id))
-    return _Registry(tuple(maps), problems, broken)
-
-
-def clear_cache() -> None:
-    """Forget loaded maps (they are also reloaded automatically when a file changes)."""
-    _load_dir.cache_clear()
+def _registry(maps_dir: str | os.PathLike[str] | None) -> Loaded[DrumMap]:
+    return _FOLDER.load(maps_dir)
 
 
 def list_drum_maps(maps_dir: str | os.PathLike[str] | None = None) -> list[DrumMap]:
     """All valid maps, ``gm`` first, then by id. Malformed files are skipped (see
     :func:`drum_map_problems`)."""
-    return list(_registry(maps_dir).maps)
+    return list(_registry(maps_dir).items)
 
 
 def drum_map_problems(maps_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
@@ -268,26 +213,23 @@ def get_drum_map(name: str, maps_dir: str | os.PathLike[str] | None = None) -> D
     interchangeable. Raises ``UnknownDrumMapError`` listing the valid ids, or ``DrumMapError``
     with the load problem when the named map's file is malformed."""
     reg = _registry(maps_dir)
-    valid = ", ".join(m.id for m in reg.maps) or "(none)"
-    if not isinstance(name, str) or not _normalize(name):
-        raise UnknownDrumMapError(f"drum map name must be a non-empty string, got {name!r}; valid drum maps: {valid}")
-    key = _normalize(name)
-    for m in reg.maps:
-        if key == m.id:
-            return m
-    for m in reg.maps:
-        if key == _normalize(m.name):
-            return m
+    valid = ", ".join(m.id for m in reg.items) or "(none)"
+    if not isinstance(name, str) or not normalize(name):
+        raise UnknownDrumMapError(f"drum map name must be a non-empty string, got {shown(name)}; "
+                                  f"valid drum maps: {valid}")
+    key = normalize(name)
+    found = reg.find(key)
+    if found is not None:
+        return found
     if key in reg.broken_ids:
         raise DrumMapError(f"drum map {key!r} could not be loaded: {reg.broken_ids[key]}")
-    shown = name if len(name) <= 60 else name[:57] + "..."
-    raise UnknownDrumMapError(f"unknown drum map {shown!r}; valid drum maps: {valid}")
+    raise UnknownDrumMapError(f"unknown drum map {shown(name)}; valid drum maps: {valid}")
 
 
 def drum_maps_json(maps_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """Every valid map as :meth:`DrumMap.to_dict` (id, name, source, notes per voice,
     articulations, notes_comment), in :func:`list_drum_maps` order."""
-    return [m.to_dict() for m in _registry(maps_dir).maps]
+    return [m.to_dict() for m in _registry(maps_dir).items]
 
 
 # --------------------------------------------------------------------------- remapping

@@ -13,7 +13,6 @@ used as paths.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
@@ -37,7 +36,8 @@ from drumgen.constants import (
     RETRAIN_HINT,
 )
 from drumgen.humanize import MAX_TIMING_MS, Articulation, HumanizeParams
-from drumgen.limits import TEMPERATURE, TOP_K, NumberLimit
+from drumgen.limits import TEMPERATURE, TOP_K, NumberLimit, shown
+from drumgen.presets import Loaded, PresetFolder, normalize
 from drumgen.resources import CHECKPOINT_ENV, DEFAULT_CHECKPOINT, REPO_ROOT, STYLES_DIR, STYLES_DIR_ENV
 from drumgen.voices import KIT_PROGRAMS, VOICES
 
@@ -359,18 +359,6 @@ def load_preset(path: str | os.PathLike[str]) -> StylePreset:
 # --------------------------------------------------------------------------- registry
 
 
-@dataclass(frozen=True)
-class _Registry:
-    presets: tuple[StylePreset, ...]
-    problems: dict[str, str]  # file path -> error message
-    broken_ids: dict[str, str]  # id (file stem) -> error message
-
-
-def _normalize(name: str) -> str:
-    """Case/spacing-insensitive key: "J Dilla", "j-dilla" and "J_DILLA" all give "j_dilla"."""
-    return re.sub(r"[\s\-_]+", "_", name.strip().lower()).strip("_")
-
-
 def _sort_key(p: StylePreset) -> tuple[int, int, str]:
     if p.kind == "producer":
         rank = PRODUCER_ORDER.index(p.id) if p.id in PRODUCER_ORDER else len(PRODUCER_ORDER)
@@ -378,63 +366,22 @@ def _sort_key(p: StylePreset) -> tuple[int, int, str]:
     return (1, 0, p.id)
 
 
-def _resolve_dir(styles_dir: str | os.PathLike[str] | None) -> Path:
-    if styles_dir is None:
-        styles_dir = os.environ.get(STYLES_DIR_ENV) or STYLES_DIR
-    path = Path(styles_dir).expanduser().resolve()
-    if not path.is_dir():
-        raise FileNotFoundError(f"styles directory not found: {path} (set ${STYLES_DIR_ENV} or styles_dir)")
-    return path
+_FOLDER = PresetFolder("style preset", load_preset, StylePresetError, STYLES_DIR, STYLES_DIR_ENV, _sort_key)
 
 
-def _registry(styles_dir: str | os.PathLike[str] | None) -> _Registry:
-    path = _resolve_dir(styles_dir)
-    # Keyed by the directory plus each file's mtime/size, so an added or edited preset is picked up.
-    signature = []
-    for f in sorted(path.glob("*.toml")):
-        try:
-            st = f.stat()
-        except OSError:  # removed while listing
-            continue
-        signature.append((f.name, st.st_mtime_ns, st.st_size))
-    return _load_dir(str(path), tuple(signature))
-
-
-@functools.lru_cache(maxsize=8)
-def _load_dir(path: str, signature: tuple[tuple[str, int, int], ...]) -> _Registry:
-    presets: list[StylePreset] = []
-    problems: dict[str, str] = {}
-    broken: dict[str, str] = {}
-    by_key: dict[str, str] = {}  # normalized id/name -> id that claimed it
-    for name, _, _ in signature:
-        file = Path(path) / name
-        try:
-            preset = load_preset(file)
-            for key in (preset.id, _normalize(preset.name)):
-                if key in by_key and by_key[key] != preset.id:
-                    raise StylePresetError(
-                        f"{file}: field 'name' {preset.name!r} clashes with style '{by_key[key]}'"
-                    )
-        except StylePresetError as exc:
-            log.warning("skipping style preset: %s", exc)
-            problems[str(file)] = str(exc)
-            broken[file.stem] = str(exc)
-            continue
-        by_key[preset.id] = by_key[_normalize(preset.name)] = preset.id
-        presets.append(preset)
-    presets.sort(key=_sort_key)
-    return _Registry(tuple(presets), problems, broken)
+def _registry(styles_dir: str | os.PathLike[str] | None) -> Loaded[StylePreset]:
+    return _FOLDER.load(styles_dir)
 
 
 def list_styles(styles_dir: str | os.PathLike[str] | None = None) -> list[StylePreset]:
     """All valid presets: producers first (j_dilla, metro_boomin, questlove, then any others by id),
     then genres by id. Malformed files are skipped (see :func:`preset_problems`)."""
-    return list(_registry(styles_dir).presets)
+    return list(_registry(styles_dir).items)
 
 
 def list_available_styles(styles_dir: str | os.PathLike[str] | None = None) -> list[str]:
     """Ids (file stems, e.g. ``"j_dilla"``) of all valid presets, in :func:`list_styles` order."""
-    return [p.id for p in _registry(styles_dir).presets]
+    return [p.id for p in _registry(styles_dir).items]
 
 
 def preset_problems(styles_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
@@ -447,26 +394,22 @@ def get_style(name: str, styles_dir: str | os.PathLike[str] | None = None) -> St
     spaces/hyphens/underscores interchangeable. Raises ``UnknownStyleError`` listing the valid ids, or
     ``StylePresetError`` with the load problem when the named preset's file is malformed."""
     reg = _registry(styles_dir)
-    valid = ", ".join(p.id for p in reg.presets) or "(none)"
-    if not isinstance(name, str) or not _normalize(name):
-        raise UnknownStyleError(f"style name must be a non-empty string, got {name!r}; valid styles: {valid}")
-    key = _normalize(name)
-    for p in reg.presets:
-        if key == p.id:
-            return p
-    for p in reg.presets:
-        if key == _normalize(p.name):
-            return p
+    valid = ", ".join(p.id for p in reg.items) or "(none)"
+    if not isinstance(name, str) or not normalize(name):
+        raise UnknownStyleError(f"style name must be a non-empty string, got {shown(name)}; valid styles: {valid}")
+    key = normalize(name)
+    found = reg.find(key)
+    if found is not None:
+        return found
     m = _VERSIONED_RE.match(key)
     if m:
-        for p in reg.presets:
+        for p in reg.items:
             if p.id == m["base"] and p.version == int(m["version"]):
                 return p
     broken = reg.broken_ids.get(key) or (m and reg.broken_ids.get(m["base"]))
     if broken:
         raise StylePresetError(f"style {key!r} could not be loaded: {broken}")
-    shown = name if len(name) <= 60 else name[:57] + "..."
-    raise UnknownStyleError(f"unknown style {shown!r}; valid styles: {valid}")
+    raise UnknownStyleError(f"unknown style {shown(name)}; valid styles: {valid}")
 
 
 def preset_genres(styles_dir: str | os.PathLike[str] | None = None) -> tuple[str, ...]:
