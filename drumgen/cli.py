@@ -98,6 +98,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from drumgen.tools.bench import run_api_bench, run_bench
 
     report = run_bench(checkpoint=args.checkpoint, repeats=args.repeats)
+    if args.previews:
+        from drumgen.tools.bench import preview_figures
+
+        report["previews"] = preview_figures()
     if not args.no_api:
         try:
             report["api"] = run_api_bench(checkpoint=args.checkpoint, repeats=max(3, args.repeats // 2))
@@ -200,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="print JSON speed figures")
     b.add_argument("--checkpoint", type=Path, default=None, help="default checkpoints/drumgen.pt")
     b.add_argument("--repeats", type=int, default=15, help="runs per figure (median; default 15)")
+    b.add_argument("--previews", action="store_true",
+                   help="also measure every style's preview (size, loudness, peaks, encode time; several minutes)")
     b.add_argument("--no-api", action="store_true",
                    help="skip the app figures (start-up, /generate round trips through gradio_client, memory)")
     b.set_defaults(func=_cmd_bench)

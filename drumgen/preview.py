@@ -4,17 +4,17 @@
 onto the start (:func:`fold_loop`), resamples to the preview rate, normalizes to one integrated
 loudness with a peak ceiling (:func:`normalize_loudness`) and encodes (:func:`encode_preview`).
 
-The default format is MP3 (MPEG-1 Layer III through libsndfile's LAME encoder), VBR quality
-``-V4``, at 32 kHz stereo. Every current browser plays MP3 in ``<audio>``; Safari before 18.4
-plays Vorbis and Opus only inside WebM, not in an Ogg file, and its newer Ogg support has been
-reported to fail. LAME writes the encoder delay and padding into its Info tag, so decoders that
-honour it (mpg123, hence libsndfile; Chromium's) return exactly the loop's frames, and the bytes
-are a pure function of the samples. Ogg Vorbis and Ogg Opus are available too; libsndfile gives each Ogg
-stream a serial number from the clock, so :func:`encode_preview` rewrites it to a fixed one.
+The format is MP3 (MPEG-1 Layer III through libsndfile's LAME encoder), VBR quality ``-V4``, at
+32 kHz mono. Every current browser plays MP3 in ``<audio>``; Safari before 18.4 plays Vorbis and
+Opus only inside WebM, not in an Ogg file, and its newer Ogg support has been reported to fail.
+LAME writes the encoder delay and padding into its Info tag, so decoders that honour it (mpg123,
+hence libsndfile; Chromium's) return exactly the loop's frames, and the bytes are a pure function
+of the samples.
 
 32 kHz rather than 44.1 kHz: at the quality used, LAME low-passes a 44.1 kHz stream at about
 17 kHz anyway (a 32 kHz one at 15.3 kHz), and the smaller rate encodes about a third faster and
-gives smaller files; the full-rate WAV stays available for the DAW.
+gives smaller files. Mono because encoding is most of a preview's time and a mono stream takes
+half of it; the full-rate stereo WAV stays available for the DAW.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import statistics
 import time
 import warnings
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PREVIEW_FORMAT = "mp3"
 PREVIEW_SAMPLE_RATE = 32000  # Hz; previews are never upsampled (a 22.05 kHz render stays 22.05 kHz)
+PREVIEW_MONO = True  # a mono MP3 encodes in about half the time of a stereo one; the WAV download is stereo
 TARGET_LUFS = -16.0  # integrated loudness, ITU-R BS.1770 (pyloudnorm)
 PEAK_CEILING_DBFS = -1.0  # decoded sample peak guaranteed at or below this
 MAX_ENCODES = 3  # a preview whose decoded peaks overshoot is corrected and encoded again, this often at most
@@ -73,12 +73,8 @@ class PreviewFormat:
 
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 FORMATS: dict[str, PreviewFormat] = {
-    # quality 0.4 = LAME -V4 (VBR): about 100 kb/s on these drums at 32 kHz
-    "mp3": PreviewFormat("MP3", "MPEG_LAYER_III", "audio/mpeg", ".mp3", 0.4, MP3_RATES, 1.5),
-    "ogg": PreviewFormat("OGG", "VORBIS", "audio/ogg", ".ogg", 0.6, MP3_RATES, 1.0),
-    # Opus always runs at 48 kHz inside; libsndfile accepts these input rates
-    "opus": PreviewFormat("OGG", "OPUS", "audio/ogg; codecs=opus", ".opus", 0.8,
-                           (8000, 12000, 16000, 24000, 48000), 1.5),
+    # quality 0.4 = LAME -V4 (VBR): about 60 kb/s on these drums, mono at 32 kHz
+    "mp3": PreviewFormat("MP3", "MPEG_LAYER_III", "audio/mpeg", ".mp3", 0.4, MP3_RATES, 3.0),
 }
 
 
@@ -290,47 +286,6 @@ def normalize_loudness(waveform: np.ndarray, sample_rate: int, target_lufs: floa
 
 
 # --- encoding -------------------------------------------------------------------------------
-def _ogg_crc_table() -> list[int]:
-    table = []
-    for i in range(256):
-        r = i << 24
-        for _ in range(8):
-            r = ((r << 1) ^ 0x04C11DB7) if r & 0x80000000 else r << 1
-        table.append(r & 0xFFFFFFFF)
-    return table
-
-
-_OGG_CRC = _ogg_crc_table()
-
-
-def _ogg_crc(page: bytes) -> int:
-    """Ogg page checksum: CRC-32, polynomial 0x04C11DB7, not reflected, initial value 0."""
-    crc, table = 0, _OGG_CRC
-    for byte in page:
-        crc = ((crc << 8) & 0xFFFFFFFF) ^ table[(crc >> 24) ^ byte]
-    return crc
-
-
-def fix_ogg_serial(data: bytes, serial: int = FIXED_OGG_SERIAL) -> bytes:
-    """Return an Ogg stream with every page's serial number set to ``serial`` and its checksum redone.
-
-    libsndfile draws an Ogg stream's serial number from the clock, the only thing that differs
-    between two encodings of the same samples; a fixed one makes the bytes reproducible.
-    """
-    out = bytearray(data)
-    pos = 0
-    while pos < len(out):
-        if out[pos:pos + 4] != b"OggS" or pos + 27 > len(out):
-            raise ValueError(f"not an Ogg page at byte {pos}")
-        segments = out[pos + 26]
-        size = 27 + segments + sum(out[pos + 27:pos + 27 + segments])
-        out[pos + 14:pos + 18] = serial.to_bytes(4, "little")
-        out[pos + 22:pos + 26] = bytes(4)  # the checksum covers the page with its own field zeroed
-        out[pos + 22:pos + 26] = _ogg_crc(bytes(out[pos:pos + size])).to_bytes(4, "little")
-        pos += size
-    return bytes(out)
-
-
 def encode_preview(waveform: np.ndarray, sample_rate: int, fmt: str = PREVIEW_FORMAT,
                    quality: float | None = None) -> bytes:
     """Encode ``waveform`` (float, ``(n,)`` or ``(n, 1|2)``) in memory; return the file's bytes.
@@ -356,8 +311,7 @@ def encode_preview(waveform: np.ndarray, sample_rate: int, fmt: str = PREVIEW_FO
     soundfile.write(buffer, np.clip(data, -1.0, 1.0).astype(np.float32), sample_rate, format=spec.container,
                     subtype=spec.subtype, compression_level=level,
                     bitrate_mode="VARIABLE" if spec.container == "MP3" else None)
-    encoded = buffer.getvalue()
-    return fix_ogg_serial(encoded) if spec.container == "OGG" else encoded
+    return buffer.getvalue()
 
 
 def decode_preview(data: bytes) -> tuple[np.ndarray, int]:
@@ -372,19 +326,20 @@ def preview_rate(sample_rate: int, fmt: str = PREVIEW_FORMAT, rate: int = PREVIE
     """The rate a preview of audio at ``sample_rate`` is encoded at: ``rate``, or the source's own
     when that is lower and the format takes it (no upsampling); Opus always gets 48 kHz."""
     spec = preview_format(fmt)
-    if spec.subtype == "OPUS":
-        return 48000
     if rate not in spec.sample_rates:
         raise ValueError(f"{fmt} cannot be encoded at {rate} Hz; use one of {spec.sample_rates}")
     return sample_rate if sample_rate < rate and sample_rate in spec.sample_rates else rate
 
 
 def _make_preview(waveform: np.ndarray, sample_rate: int, loop_frames: int, fmt: str, quality: float | None,
-                  rate: int, target_lufs: float, peak_dbfs: float) -> tuple[bytes, dict[str, Any]]:
+                  rate: int, target_lufs: float, peak_dbfs: float, mono: bool = PREVIEW_MONO
+                  ) -> tuple[bytes, dict[str, Any]]:
     """:func:`make_preview` that also returns its measurements."""
     spec = preview_format(fmt)
     out_rate = preview_rate(sample_rate, fmt, rate)
     loop = resample_loop(fold_loop(waveform, loop_frames), sample_rate, out_rate)
+    if mono and loop.ndim == 2:
+        loop = loop.mean(axis=1)
     normalized, info = _normalize(loop, out_rate, target_lufs, peak_dbfs - spec.headroom_db)
     samples = normalized.astype(np.float64)
     ceiling = 10 ** (peak_dbfs / 20)
@@ -433,71 +388,3 @@ def make_preview(waveform: np.ndarray, sample_rate: int, loop_frames: int, fmt: 
     Silent input gives a silent preview. Same input, same bytes.
     """
     return _make_preview(waveform, sample_rate, loop_frames, fmt, quality, rate, target_lufs, peak_dbfs)[0]
-
-
-# --- figures --------------------------------------------------------------------------------
-def preview_figures(seeds: tuple[int, ...] = (1, 2, 3), bars: int = 4, fmt: str = PREVIEW_FORMAT,
-                    long_bars: int = 32, long_tempo: float = 40.0) -> dict[str, Any]:
-    """Preview size, loudness, peaks and encode time for every style (``bars`` bars, each of
-    ``seeds``, the preset's default tempo and kit), plus one long groove (``long_bars`` at
-    ``long_tempo`` BPM). Per style: medians over the seeds, and the extremes where they matter
-    (largest size, loudest decoded peak, farthest loudness). Needs the checkpoint and FluidSynth.
-    """
-    from drumgen.pipeline import GenerateRequest, generate_grooves
-    from drumgen.styles import list_styles
-
-    def measure(groove: Any) -> dict[str, float]:
-        frames = loop_frames(groove.pattern, groove.sample_rate)
-        start = time.perf_counter()
-        data, info = _make_preview(groove.audio, groove.sample_rate, frames, fmt, None, PREVIEW_SAMPLE_RATE,
-                                   TARGET_LUFS, PEAK_CEILING_DBFS)
-        seconds = time.perf_counter() - start
-        decoded, rate = decode_preview(data)
-        return {
-            "seconds": frames / groove.sample_rate, "kb": len(data) / 1000, "ms": seconds * 1000,
-            "wav_kb": (44 + groove.audio.size * 2) / 1000,  # the whole render as 16-bit WAV
-            "encode_ms": info["encode_ms"],
-            "lufs_before": integrated_loudness(groove.audio, groove.sample_rate, looped=False),
-            "peak_before": sample_peak_dbfs(groove.audio),
-            "lufs_after": integrated_loudness(decoded, rate), "peak_after": sample_peak_dbfs(decoded),
-            "limited_db": info["limited_db"], "encodes": info["encodes"],
-            "frames_ok": float(len(decoded) == info["frames"]),
-        }
-
-    styles: dict[str, Any] = {}
-    for preset in list_styles():
-        rows = []
-        for seed in seeds:
-            groove = generate_grooves(GenerateRequest(style=preset.id, bars=bars, seed=seed))[0]
-            if groove.audio is None:
-                raise RuntimeError(groove.audio_error or "no audio rendered")
-            rows.append(measure(groove))
-
-        def med(key: str, rows: list[dict[str, float]] = rows) -> float:
-            return round(statistics.median(r[key] for r in rows), 2)
-
-        styles[preset.id] = {
-            "tempo": preset.default_tempo, "kit": preset.kit, "seconds": med("seconds"),
-            "wav_kb": med("wav_kb"), "kb": med("kb"), "kb_max": round(max(r["kb"] for r in rows), 1),
-            "preview_ms": med("ms"), "encode_ms": med("encode_ms"),
-            "lufs_before": med("lufs_before"), "peak_dbfs_before": med("peak_before"),
-            "lufs_after": med("lufs_after"), "lufs_after_worst": round(max((r["lufs_after"] for r in rows),
-                                                                           key=lambda v: abs(v - TARGET_LUFS)), 2),
-            "peak_dbfs_after_max": round(max(r["peak_after"] for r in rows), 2),
-            "limited_db_max": round(max(r["limited_db"] for r in rows), 1),
-            "encodes_max": int(max(r["encodes"] for r in rows)),
-            "exact_length": all(r["frames_ok"] for r in rows),
-        }
-    style = list_styles()[0].id
-    groove = generate_grooves(GenerateRequest(style=style, bars=long_bars, tempo=long_tempo, seed=seeds[0]))[0]
-    long = measure(groove)
-    return {
-        "format": fmt, "mime_type": preview_format(fmt).mime_type, "sample_rate": PREVIEW_SAMPLE_RATE,
-        "quality": preview_format(fmt).quality, "target_lufs": TARGET_LUFS, "peak_ceiling_dbfs": PEAK_CEILING_DBFS,
-        "bars": bars, "seeds": list(seeds), "styles": styles,
-        "long": {"style": style, "bars": long_bars, "tempo": long_tempo, "seconds": round(long["seconds"], 1),
-                 "wav_kb": round(long["wav_kb"], 1), "kb": round(long["kb"], 1), "preview_ms": round(long["ms"], 1),
-                 "encode_ms": round(long["encode_ms"], 1), "encodes": long["encodes"],
-                 "lufs_before": round(long["lufs_before"], 2), "peak_dbfs_before": round(long["peak_before"], 2),
-                 "lufs_after": round(long["lufs_after"], 2), "peak_dbfs_after": round(long["peak_after"], 2)},
-    }

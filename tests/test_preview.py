@@ -21,13 +21,11 @@ from conftest import use_checkpoint
 from drumgen import preview
 from drumgen.pattern import Note, Pattern
 from drumgen.preview import (
-    FORMATS,
     PEAK_CEILING_DBFS,
     PREVIEW_SAMPLE_RATE,
     TARGET_LUFS,
     decode_preview,
     encode_preview,
-    fix_ogg_serial,
     fold_loop,
     integrated_loudness,
     loop_frames,
@@ -57,7 +55,7 @@ def noise_loop(seconds: float, rate: int = RATE, level: float = 0.1, seed: int =
 
 def decoded(data: bytes) -> tuple[np.ndarray, int]:
     samples, rate = decode_preview(data)
-    assert samples.ndim == 2 and samples.shape[1] == 2
+    assert samples.ndim == 2 and samples.shape[1] in (1, 2)  # previews are mono; encode_preview keeps what it gets
     return samples, rate
 
 
@@ -181,18 +179,13 @@ def test_silent_preview_encodes_and_decodes_to_silence_of_the_right_length() -> 
     assert len(decoded(tiny)[0]) <= MP3_FRAME
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
-def test_every_format_is_reproducible_and_decodes(fmt: str) -> None:
+def test_the_encoding_is_reproducible_and_decodes() -> None:
     loop = noise_loop(2.0, rate=48000, level=0.05)
-    first = encode_preview(loop, 48000, fmt)
-    assert encode_preview(loop, 48000, fmt) == first
+    first = encode_preview(loop, 48000)
+    assert encode_preview(loop, 48000) == first
     samples, rate = decoded(first)
     assert rate == 48000 and abs(len(samples) - len(loop)) <= MP3_FRAME
-    if FORMATS[fmt].container == "OGG":
-        assert first[:4] == b"OggS" and first[14:18] == preview.FIXED_OGG_SERIAL.to_bytes(4, "little")
-        assert fix_ogg_serial(first) == first
-    else:
-        assert first[:2] == b"\xff\xfb"  # an MPEG-1 Layer III frame first: what sniffers look for
+    assert first[:2] == b"\xff\xfb"  # an MPEG-1 Layer III frame first: what sniffers look for
 
 
 def test_encode_refuses_bad_settings() -> None:
@@ -201,12 +194,8 @@ def test_encode_refuses_bad_settings() -> None:
         encode_preview(loop, RATE, "flac")
     with pytest.raises(ValueError, match="Hz"):
         encode_preview(loop, 44000, "mp3")
-    with pytest.raises(ValueError, match="Hz"):
-        encode_preview(loop, RATE, "opus")
     with pytest.raises(ValueError, match="quality"):
         encode_preview(loop, RATE, "mp3", quality=1.5)
-    with pytest.raises(ValueError, match="Ogg"):
-        fix_ogg_serial(b"ID3 not an ogg stream")
 
 
 def test_lower_quality_is_smaller() -> None:
@@ -217,8 +206,6 @@ def test_lower_quality_is_smaller() -> None:
 def test_preview_rate_never_upsamples() -> None:
     assert preview.preview_rate(44100) == PREVIEW_SAMPLE_RATE
     assert preview.preview_rate(22050) == 22050
-    assert preview.preview_rate(48000, "opus") == 48000
-    assert preview.preview_rate(22050, "opus") == 48000
     loop = noise_loop(3.0, rate=22050, level=0.05)
     samples, rate = decoded(make_preview(np.concatenate([loop, loop[:2205]]), 22050, len(loop)))
     assert rate == 22050 and len(samples) == len(loop)
@@ -232,11 +219,13 @@ def grooves(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
     """One 4-bar groove per style in ``STYLES``, at the preset's tempo and kit, with audio."""
     if not HAVE_FLUIDSYNTH:
         pytest.skip("libfluidsynth / pyfluidsynth cannot be loaded")
-    from drumgen.pipeline import GenerateRequest, generate_grooves
+    from drumgen.engine import Engine
+    from drumgen.request import GenerateRequest
 
     with pytest.MonkeyPatch.context() as mp:
         use_checkpoint(request, mp)
-        made = {style: generate_grooves(GenerateRequest(style=style, bars=4, seed=7))[0] for style in STYLES}
+        engine = Engine.load()
+        made = {style: engine.generate(GenerateRequest(style=style, bars=4, seed=7))[0] for style in STYLES}
         for style, groove in made.items():
             assert groove.audio is not None, f"{style}: {groove.audio_error}"
         yield made

@@ -13,11 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from drumgen import preview
 from drumgen.audio import AudioUnavailableError, find_soundfont, render_audio, rendered_length
 from drumgen.engine import Engine
 from drumgen.model import DrumPatternTransformer
 from drumgen.pattern import Note, Pattern
 from drumgen.request import GenerateRequest
+from drumgen.styles import list_styles
 
 BENCH_STYLE, BENCH_TEMPO = "funk", 100.0
 DECODE_STEPS = 256  # tokens for the cache / no-cache comparison (about a 4-bar pattern)
@@ -164,3 +166,72 @@ def run_api_bench(checkpoint: str | Path | None = None, repeats: int = 7) -> dic
         out["request_ms"]["styles"] = _median_ms(lambda: client.predict(api_name="/styles"), repeats)
         out["app_rss_mb"] = round(rss_mb(app.proc.pid), 1)
     return out
+
+
+def preview_figures(seeds: tuple[int, ...] = (1, 2, 3), bars: int = 4, fmt: str = preview.PREVIEW_FORMAT,
+                    long_bars: int = 32, long_tempo: float = 40.0) -> dict[str, Any]:
+    """Preview size, loudness, peaks and encode time for every style (``bars`` bars, each of
+    ``seeds``, the preset's default tempo and kit), plus one long groove (``long_bars`` at
+    ``long_tempo`` BPM). Per style: medians over the seeds, and the extremes where they matter
+    (largest size, loudest decoded peak, farthest loudness). Needs the checkpoint and FluidSynth.
+    """
+    engine = Engine.load()
+
+    def measure(groove: Any) -> dict[str, float]:
+        frames = preview.loop_frames(groove.pattern, groove.sample_rate)
+        start = time.perf_counter()
+        data, info = preview._make_preview(groove.audio, groove.sample_rate, frames, fmt, None,
+                                           preview.PREVIEW_SAMPLE_RATE, preview.TARGET_LUFS,
+                                           preview.PEAK_CEILING_DBFS)
+        seconds = time.perf_counter() - start
+        decoded, rate = preview.decode_preview(data)
+        return {
+            "seconds": frames / groove.sample_rate, "kb": len(data) / 1000, "ms": seconds * 1000,
+            "wav_kb": (44 + groove.audio.size * 2) / 1000,  # the whole render as 16-bit WAV
+            "encode_ms": info["encode_ms"],
+            "lufs_before": preview.integrated_loudness(groove.audio, groove.sample_rate, looped=False),
+            "peak_before": preview.sample_peak_dbfs(groove.audio),
+            "lufs_after": preview.integrated_loudness(decoded, rate), "peak_after": preview.sample_peak_dbfs(decoded),
+            "limited_db": info["limited_db"], "encodes": info["encodes"],
+            "frames_ok": float(len(decoded) == info["frames"]),
+        }
+
+    styles: dict[str, Any] = {}
+    for preset in list_styles():
+        rows = []
+        for seed in seeds:
+            groove = engine.generate(GenerateRequest(style=preset.id, bars=bars, seed=seed))[0]
+            if groove.audio is None:
+                raise RuntimeError(groove.audio_error or "no audio rendered")
+            rows.append(measure(groove))
+
+        def med(key: str, rows: list[dict[str, float]] = rows) -> float:
+            return round(statistics.median(r[key] for r in rows), 2)
+
+        styles[preset.id] = {
+            "tempo": preset.default_tempo, "kit": preset.kit, "seconds": med("seconds"),
+            "wav_kb": med("wav_kb"), "kb": med("kb"), "kb_max": round(max(r["kb"] for r in rows), 1),
+            "preview_ms": med("ms"), "encode_ms": med("encode_ms"),
+            "lufs_before": med("lufs_before"), "peak_dbfs_before": med("peak_before"),
+            "lufs_after": med("lufs_after"),
+            "lufs_after_worst": round(max((r["lufs_after"] for r in rows),
+                                          key=lambda v: abs(v - preview.TARGET_LUFS)), 2),
+            "peak_dbfs_after_max": round(max(r["peak_after"] for r in rows), 2),
+            "limited_db_max": round(max(r["limited_db"] for r in rows), 1),
+            "encodes_max": int(max(r["encodes"] for r in rows)),
+            "exact_length": all(r["frames_ok"] for r in rows),
+        }
+    style = list_styles()[0].id
+    groove = engine.generate(GenerateRequest(style=style, bars=long_bars, tempo=long_tempo, seed=seeds[0]))[0]
+    long = measure(groove)
+    return {
+        "format": fmt, "mime_type": preview.preview_format(fmt).mime_type,
+        "sample_rate": preview.PREVIEW_SAMPLE_RATE, "quality": preview.preview_format(fmt).quality,
+        "target_lufs": preview.TARGET_LUFS, "peak_ceiling_dbfs": preview.PEAK_CEILING_DBFS,
+        "bars": bars, "seeds": list(seeds), "styles": styles,
+        "long": {"style": style, "bars": long_bars, "tempo": long_tempo, "seconds": round(long["seconds"], 1),
+                 "wav_kb": round(long["wav_kb"], 1), "kb": round(long["kb"], 1), "preview_ms": round(long["ms"], 1),
+                 "encode_ms": round(long["encode_ms"], 1), "encodes": long["encodes"],
+                 "lufs_before": round(long["lufs_before"], 2), "peak_dbfs_before": round(long["peak_before"], 2),
+                 "lufs_after": round(long["lufs_after"], 2), "peak_dbfs_after": round(long["peak_after"], 2)},
+    }
