@@ -130,10 +130,14 @@ def test_cli_without_fluidsynth_writes_the_midi_and_reports_why(monkeypatch: pyt
 # --- temp space full or read-only ---------------------------------------------------------------------
 def test_full_disk_for_audio_still_gives_the_midi(served: Served,  # noqa: F811
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    def full(*args: Any, **kwargs: Any) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
+    original = pathlib.Path.write_bytes
 
-    monkeypatch.setattr(engine, "write_audio", full)  # what write_groove calls
+    def full(self: Path, data: bytes) -> int:
+        if self.suffix == ".mp3" and served.temp.root in self.parents:  # the app's preview, not the MIDI
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
     audio_path, midi_path, summary = generate(served.client)
     assert audio_path is None and midi_to_pattern(Path(midi_path).read_bytes()).bars == 1
     assert "No space left on device" in summary["notices"][0] and "MIDI file is fine" in summary["notices"][0]

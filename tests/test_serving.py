@@ -162,15 +162,20 @@ def test_stale_request_folders_are_removed_and_fresh_ones_kept() -> None:
     assert not old.exists() and recent.is_dir() and new.is_dir() and new.parent == area.root
 
 
-def test_a_saved_groove_is_a_wav_and_a_mid_in_its_own_folder() -> None:
+def test_a_saved_groove_is_its_mp3_preview_and_a_mid_in_its_own_folder() -> None:
     area = TempArea(max_age_s=60)
-    audio_path, midi_path, notices = area.save(groove())
+    preview = b"ID3\x04" + bytes(100)
+    audio_path, midi_path, notices = area.save(groove(), preview)
     assert notices == [] and Path(audio_path).parent == Path(midi_path).parent
     assert Path(midi_path).parent.parent == area.root
-    assert Path(midi_path).name == "funk_100bpm_1bars_seed9.mid" and Path(audio_path).suffix == ".wav"
-    assert Path(audio_path).read_bytes()[:4] == b"RIFF"
+    assert [Path(p).name for p in (midi_path, audio_path)] == ["funk_100bpm_1bars_seed9.mid",
+                                                               "funk_100bpm_1bars_seed9.mp3"]
+    assert Path(audio_path).read_bytes() == preview
     assert midi_to_pattern(midi_path).notes == groove().pattern.notes
-    assert area.save(groove(audio=False))[0] is None
+    assert area.save(groove(audio=False))[0] is None  # no preview: no audio file, never a WAV
+    assert not list(area.root.glob("*/*.wav"))
+    wav = area.write("funk_100bpm_1bars_seed9.wav", b"RIFF")  # a file asked for, in its own folder
+    assert Path(wav).read_bytes() == b"RIFF" and Path(wav).parent.parent == area.root
 
 
 def test_a_groove_that_cannot_be_saved_names_its_seed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -75,9 +75,10 @@ class AppHandlers:
             fill_every=fill_every, variation=None if variation is None else variation / 100,
         )
         groove = self.run(request)[0]
-        progress(0.9, desc="Writing files")
+        progress(0.8, desc="Encoding the preview")
+        preview = self.preview(groove)
         try:
-            audio_path, midi_path, notices = self.temp.save(groove)
+            audio_path, midi_path, notices = self.temp.save(groove, preview)
         except SaveError as exc:
             raise _user_error(str(exc)) from None
         summary = {**groove.summary, "notices": notices}
@@ -86,6 +87,15 @@ class AppHandlers:
         for notice in notices:
             gr.Warning(notice)
         return audio_path, midi_path, summary
+
+    def preview(self, groove: Groove) -> bytes | None:
+        """The groove's looping MP3 preview, or None (with a notice on the groove) when it cannot be made."""
+        try:
+            return self.source.get().preview(groove)
+        except (OSError, RuntimeError, ValueError) as exc:  # soundfile reports encoder failures as RuntimeError
+            groove.notices.append(f"the audio preview could not be made ({exc}); the MIDI file is fine")
+            log.warning("%s", groove.notices[-1])
+            return None
 
     def styles(self) -> list[dict[str, Any]]:
         """The style presets (producers first), each as a dict of its settings."""

@@ -3,8 +3,9 @@ long files stay downloadable, gradio's cache sweep, and the warm-up before the f
 
 Nothing here runs at import: the app's ``main()`` builds these once.
 
-Temp space stays bounded under load: every request leaves a .mid and a .wav in the app's own
-folder and gradio copies each into its cache (what browsers and API clients download). Gradio
+Temp space stays bounded under load: every request leaves a .mid and a small .mp3 preview per
+groove (a .wav or .zip only when asked for) in the app's own folder, and gradio copies each into its
+cache (what browsers and API clients download); an upload lands in that cache too. Gradio
 deletes its copies once older than ``files_max_age()`` seconds; ours are needed only until
 gradio has copied them, so they go sooner.
 """
@@ -28,8 +29,9 @@ from typing import Any
 
 import torch
 
-from drumgen.engine import Engine, Groove, write_groove
+from drumgen.engine import Engine, Groove
 from drumgen.model_loader import CheckpointError
+from drumgen.preview import PREVIEW_FORMAT
 from drumgen.request import GenerateRequest
 
 log = logging.getLogger(__name__)
@@ -79,17 +81,39 @@ class TempArea:
         path.mkdir()
         return path
 
-    def save(self, groove: Groove) -> tuple[str | None, str, list[str]]:
-        """Write the groove's ``.mid`` and (when it has audio) its ``.wav`` into a fresh request folder:
-        ``(audio path or None, MIDI path, notices)``. A failed audio write becomes a notice (see
-        :func:`drumgen.engine.write_groove`); a failed MIDI write raises :class:`SaveError`."""
+    def save(self, groove: Groove, preview: bytes | None = None) -> tuple[str | None, str, list[str]]:
+        """Write the groove's ``.mid`` and, when given, its browser ``preview`` (the MP3 of
+        :meth:`drumgen.engine.Engine.preview`) into a fresh request folder: ``(preview path or None,
+        MIDI path, notices)``. A failed preview write becomes a notice; a failed MIDI write raises
+        :class:`SaveError`."""
         try:
-            paths = write_groove(groove, self.request_dir(), audio_format="wav")
+            folder = self.request_dir()
+            midi = folder / groove.filename
+            midi.write_bytes(groove.midi)
         except OSError as exc:  # temp space full or read-only: nothing can be handed out
             log.error("could not write the MIDI file: %s", exc)
             raise SaveError(f"the groove (seed {groove.seed}) was made but its MIDI file could not be saved on the "
                             f"server ({exc.strerror or exc}); try again later with seed {groove.seed}") from None
-        return paths.get("audio"), paths["midi"], list(groove.notices)
+        notices = list(groove.notices)
+        if preview is None:
+            return None, str(midi), notices
+        audio = folder / f"{midi.stem}.{PREVIEW_FORMAT}"
+        try:
+            audio.write_bytes(preview)
+        except OSError as exc:
+            audio.unlink(missing_ok=True)
+            notices.append(f"the audio preview could not be saved on the server ({exc.strerror or exc}); the MIDI "
+                           "file is fine")
+            log.warning("%s", notices[-1])
+            return None, str(midi), notices
+        return str(audio), str(midi), notices
+
+    def write(self, name: str, data: bytes) -> str:
+        """Write one file (a WAV asked for, a zip of variations) into a fresh request folder; its path.
+        ``OSError`` when the temp space is full or read-only."""
+        path = self.request_dir() / Path(name).name
+        path.write_bytes(data)
+        return str(path)
 
 
 @functools.cache
@@ -194,11 +218,14 @@ class EngineSource:
         return self.engine
 
     def warm_up(self, style: str) -> str | None:
-        """Load the engine and make one tiny groove with audio, so the first request pays no start-up
-        cost. Returns the problem, if any (the app still starts and shows it)."""
+        """Load the engine and make one tiny groove with audio and its preview, so the first request pays
+        no start-up cost. Returns the problem, if any (the app still starts and shows it)."""
         start = time.perf_counter()
         try:
-            self.get().generate(GenerateRequest(style=style, bars=1, seed=0))
+            engine = self.get()
+            grooves = engine.generate(GenerateRequest(style=style, bars=1, seed=0))
+            if grooves:
+                engine.preview(grooves[0])  # the MP3 encoder and loudness filters load on first use
         except Exception as exc:  # the UI still starts; each request then reports the problem
             log.error("warm-up failed: %s", exc)
             return str(exc)
