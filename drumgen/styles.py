@@ -23,14 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drumgen import resources
 from drumgen.drum_map import KIT_PROGRAMS, VOICES
 from drumgen.humanize import Articulation, HumanizeParams
 from drumgen.pattern import MAX_TEMPO, MIN_TEMPO
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_STYLES_DIR = REPO_ROOT / "styles"
+# The data root: the checkout, or after `pip install .` the package's own copy (drumgen/data, see
+# drumgen.resources). The default checkpoint and a preset's own checkpoint path are relative to it.
+REPO_ROOT = resources.CHECKPOINTS_DIR.parent
+DEFAULT_STYLES_DIR = resources.STYLES_DIR
 STYLES_DIR_ENV = "DRUMGEN_STYLES_DIR"
 DEFAULT_CHECKPOINT = Path("checkpoints") / "drumgen.pt"  # relative to the repo root
 CHECKPOINT_ENV = "DRUMGEN_CHECKPOINT"
