@@ -102,8 +102,11 @@ for name in ("cert", "constraint", "find-links", "index-url", "extra-index-url")
         if name == "cert":
             mounts.append(f"{path}:{host_ca}:ro")
             words[i] = host_ca
-        else:
-            mounts.append(f"{os.path.realpath(path)}:{path}:ro")
+            continue
+        if word.startswith("file://") and name.endswith("index-url"):
+            # a local index's pages link to files beside its root (simple/ -> ../../files/)
+            path = os.path.dirname(path.rstrip("/"))
+        mounts.append(f"{os.path.realpath(path)}:{path}:ro")
     if words:
         conf[name] = " ".join(words)
 (state / "pip.conf").write_text("[global]\n" + "".join(f"{k} = {v}\n" for k, v in sorted(conf.items())))
