@@ -48,6 +48,7 @@ now() { date +%s.%N; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$2"; }
 cleanup() { podman rm -f -t 0 "$CONTAINER" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
+trap 'fail "line $LINENO: $BASH_COMMAND"' ERR  # set -e would stop without a word
 
 # --- tools -----------------------------------------------------------------------------------------
 need=()
@@ -153,7 +154,7 @@ t0=$(now)
 podman build --format docker --network host "${cache_flag[@]}" "${mount_args[@]}" -t "$IMAGE" . \
   > "$STATE/build.log" 2>&1 || { tail -30 "$STATE/build.log" >&2; fail "podman build (log: $STATE/build.log)"; }
 build_s=$(secs "$t0" "$(now)")
-grep -E "^install_deps:" "$STATE/build.log" | sed 's/^/docker_smoke:   build: /'
+{ grep -E "^install_deps:" "$STATE/build.log" || echo "install_deps: (a cached layer)"; } | sed 's/^/docker_smoke:   build: /'
 size_mb=$(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f", $1 / 1e6}')
 say "built in ${build_s} s; image size ${size_mb} MB"
 
