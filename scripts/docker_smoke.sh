@@ -256,7 +256,7 @@ python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= 5)' "$stop_s" \
 echo
 echo "docker_smoke: PASSED ($IMAGE at $commit)"
 echo "  image size       ${size_mb} MB"
-echo "  build time       ${build_s} s (${cache_flag[*]:-with cache})"
+echo "  build time       ${build_s} s (${cache_flag[*]:-SMOKE_CACHE=1: unchanged layers reused})"
 echo "  start to ready   ${ready_s} s"
 echo "  memory           $rss"
 echo "  4-bar /generate  first ${first_s} s, then median ${warm_s} s (max ${warm_max} s) over 5"
