@@ -38,7 +38,7 @@ from drumgen.constants import (
 from drumgen.humanize import MAX_TIMING_MS, Articulation, HumanizeParams
 from drumgen.limits import TEMPERATURE, TOP_K, NumberLimit, shown
 from drumgen.presets import Loaded, PresetFolder, normalize
-from drumgen.resources import CHECKPOINT_ENV, DEFAULT_CHECKPOINT, REPO_ROOT, STYLES_DIR, STYLES_DIR_ENV
+from drumgen.resources import CHECKPOINT_ENV, CHECKPOINTS_DIR, DEFAULT_CHECKPOINT, STYLES_DIR, STYLES_DIR_ENV
 from drumgen.voices import KIT_PROGRAMS, VOICES
 
 log = logging.getLogger(__name__)
@@ -449,7 +449,7 @@ def get_model_path(style_id: str, styles_dir: str | os.PathLike[str] | None = No
     if not preset.checkpoint:
         return shared_checkpoint()
     path = Path(preset.checkpoint).expanduser()
-    path = path if path.is_absolute() else REPO_ROOT / path
+    path = path if path.is_absolute() else CHECKPOINTS_DIR.parent / path  # the checkout, or the installed data
     if not path.is_file():
         raise FileNotFoundError(f"no model: checkpoint of style '{preset.id}' {path} does not exist; {RETRAIN_HINT}")
     return path
