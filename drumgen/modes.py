@@ -136,8 +136,9 @@ def continue_upload(engine: Engine, request: GenerateRequest, upload: Pattern, o
     leaning toward its last phrase; the result is the upload followed by the new bars (only the new
     bars with ``only_new``). The upload's own bars are kept exactly."""
     if not only_new and upload.bars + request.bars > MAX_BARS:
-        raise ValueError(f"bars: the upload's {upload.bars} bars plus {request.bars} new ones pass {MAX_BARS}; "
-                         f"ask for at most {MAX_BARS - upload.bars} or use only_new")
+        room = MAX_BARS - upload.bars
+        hint = f"ask for at most {room} new bar(s) or use only_new" if room > 0 else "use only_new (the new bars alone)"
+        raise ValueError(f"bars: the upload's {upload.bars} bars plus {request.bars} new ones pass {MAX_BARS}; {hint}")
     plan = _plan(engine, request, upload.tempo, request.bars)
     tok = engine.tokenizer
     prompt_bars = min(PROMPT_BARS, upload.bars)
