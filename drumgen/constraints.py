@@ -330,7 +330,8 @@ class LoopLean(Constraint):
     """
 
     def __init__(self, vocab: Vocabulary, variation: float, fill_bars: Iterable[int] = (),
-                 phrase: Sequence[Sequence[BarHit]] | None = None, phrase_bars: int = 2) -> None:
+                 phrase: Sequence[Sequence[BarHit]] | None = None, phrase_bars: int = 2,
+                 fixed: Mapping[int, Sequence[RequiredHit]] | None = None) -> None:
         if not 0.0 <= variation < 1.0:
             raise ValueError(f"variation must be from 0 to below 1 for a lean, got {variation!r}")
         self.vocab = vocab
@@ -338,6 +339,9 @@ class LoopLean(Constraint):
         self.fill_bars = frozenset(fill_bars)
         self.phrase = [sorted(bar) for bar in phrase] if phrase else None
         self.phrase_bars = 1 if (1 in self.fill_bars or phrase_bars < 2) else 2
+        # hits fixed in a bar (a FixedHits constraint's) join the reference, so the lean walks through them
+        self.fixed = {bar: [BarHit(h.step, vocab.voice_of_pitch[h.pitch], h.tokens[len(h.tokens) // 2])
+                            for h in hits] for bar, hits in (fixed or {}).items()}
 
     def reference(self, state: SampleState) -> tuple[list[BarHit], float] | None:
         """The phrase bar this bar leans toward, and the bias; None for a free bar."""
@@ -371,7 +375,11 @@ class LoopLean(Constraint):
         ref = self.reference(state)
         if ref is None:
             return scores
-        token = self.suggestion(state, ref[0])
+        hits = ref[0]
+        if state.bar in self.fixed:
+            fixed = {(h.step, h.voice): h for h in self.fixed[state.bar]}
+            hits = sorted([h for h in hits if (h.step, h.voice) not in fixed] + list(fixed.values()))
+        token = self.suggestion(state, hits)
         if token is None or scores[token] == NEG_INF:  # the phrase's token is illegal here
             return scores
         if math.isinf(ref[1]):

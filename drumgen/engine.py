@@ -54,7 +54,8 @@ from drumgen.voices import VOICE_PITCH
 log = logging.getLogger(__name__)
 
 HUMANIZE_SEED_SALT = 0x5EED  # humanization draws from seed ^ salt, apart from the model's draws
-KICK, SNARE = VOICE_PITCH["kick"], VOICE_PITCH["snare"]
+KICK, SNARE, CRASH = VOICE_PITCH["kick"], VOICE_PITCH["snare"], VOICE_PITCH["crash"]
+LANDING_CRASH_VELOCITY = 80  # the downbeat after a fill: a crash at least this loud
 OPENING_KICK_VELOCITY = 48  # every groove opens with a kick at least this loud
 BACKBEAT_VELOCITY = 64  # a backbeat style's first bar: snare at least this loud on beats 2 and 4
 BACKBEAT_STEPS = (STEPS_PER_BEAT, 3 * STEPS_PER_BEAT)
@@ -142,19 +143,25 @@ class Engine:
 
     def constraints(self, plan: ResolvedRequest, gen_fills: set[int], opening: bool = True,
                     phrase: Sequence[Sequence[BarHit]] | None = None) -> list[Constraint]:
-        """The constraints every sample of ``plan`` follows after the grammar: fill bars, with ``opening``
-        a kick on the first downbeat (and a backbeat style's snare on 2 and 4) in the first bar, and the
-        loop lean toward the groove's own first phrase (or ``phrase``, e.g. a prompt's last bars)."""
+        """The constraints every sample of ``plan`` follows after the grammar: fill bars, a crash on the
+        downbeat after each fill, with ``opening`` a kick on the first downbeat (and a backbeat style's
+        snare on 2 and 4) in the first bar, and the loop lean toward the groove's own first phrase (or
+        ``phrase``, e.g. a prompt's last bars)."""
         vocab = self.grammar.vocab
         rules: list[Constraint] = [FillBars(vocab, gen_fills)]
+        # a fill builds into the next downbeat: the bar after it lands on a crash
+        required = {bar + 1: [RequiredHit(0, CRASH, vocab.hits_at_least(CRASH, LANDING_CRASH_VELOCITY))]
+                    for bar in gen_fills}
         if opening:
             first = [RequiredHit(0, KICK, vocab.hits_at_least(KICK, OPENING_KICK_VELOCITY))]
             if plan.preset.backbeat:
                 snare = vocab.hits_at_least(SNARE, BACKBEAT_VELOCITY)
                 first += [RequiredHit(step, SNARE, snare) for step in BACKBEAT_STEPS]
-            rules.append(FixedHits(vocab, {0: first}))
+            required[0] = first
+        if required:
+            rules.append(FixedHits(vocab, required))
         if plan.variation < 1.0:
-            rules.append(LoopLean(vocab, plan.variation, gen_fills, phrase=phrase))
+            rules.append(LoopLean(vocab, plan.variation, gen_fills, phrase=phrase, fixed=required))
         return rules
 
     def sample(self, plan: ResolvedRequest, extra: Sequence[Constraint] = (), prompt: list[int] | None = None,
