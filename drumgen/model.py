@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 LOG_STD_MIN, LOG_STD_MAX = -6.0, 0.0  # the timing head's log std in 16ths: from ~0.25 % to a whole 16th
+TIMING_HIDDEN = 64  # width of the timing head's one hidden layer
 
 
 @dataclass
@@ -154,7 +155,10 @@ class DrumPatternTransformer(nn.Module):
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.head.weight = self.tok_emb.weight  # tied embeddings
-        self.timing = nn.Linear(config.n_embd, 2) if config.timing_head else None
+        # the timing head reads the trunk's final state without training it (see _timing), so adding
+        # it leaves the token model exactly as it learns alone
+        self.timing = nn.Sequential(nn.Linear(config.n_embd, TIMING_HIDDEN), nn.GELU(approximate="tanh"),
+                                    nn.Linear(TIMING_HIDDEN, 2)) if config.timing_head else None
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
@@ -207,7 +211,7 @@ class DrumPatternTransformer(nn.Module):
         """Timing predictions (..., 2) from final hidden states (..., C): mean and clamped log std."""
         if self.timing is None:
             return None
-        out = self.timing(hidden)
+        out = self.timing(hidden.detach())  # no gradient into the trunk: timing does not pull on the tokens
         return torch.stack([out[..., 0], out[..., 1].clamp(LOG_STD_MIN, LOG_STD_MAX)], dim=-1)
 
     def _decode_step(self, idx: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, torch.Tensor]:

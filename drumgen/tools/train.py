@@ -140,6 +140,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
     model = DrumPatternTransformer(model_cfg).to(device)
     log.info("model: %.2f M parameters, %d train files, %d validation files",
              model.num_parameters() / 1e6, len(train_files), len(val_files))
+    timing_params = [p for n, p in model.named_parameters() if n.startswith("timing.")]
+    token_params = [p for n, p in model.named_parameters() if not n.startswith("timing.")]
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -171,7 +173,10 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None = N
                 group["lr"] = lr_at(step, total_steps, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            # clipped apart: the timing head's gradients must not shrink the token model's
+            torch.nn.utils.clip_grad_norm_(token_params, cfg.grad_clip)
+            if timing_params:
+                torch.nn.utils.clip_grad_norm_(timing_params, cfg.grad_clip)
             opt.step()
             step += 1
             epoch_loss += token_loss.item() * int(mask.sum())
