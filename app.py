@@ -33,13 +33,18 @@ from drumgen.limits import (
     ChoiceLimit,
 )
 from drumgen.styles import StyleRegistry
+from drumgen.web.guard import Guard, queue_every_event, upload_rule_for
 from drumgen.web.handlers import AppHandlers
 from drumgen.web.serving import (
     EngineSource,
     TempArea,
     cache_sweep_setting,
+    drop_queue_analytics,
     files_max_age,
     install_cache_sweeper,
+    run_as_job,
+    set_compute_slots,
+    use_private_gradio_folder,
 )
 from drumgen.web.ui import (
     CSS,
@@ -60,6 +65,7 @@ EXAMPLES = [  # style, tempo, bars, kit: one click per producer
     ("j_dilla", 90, 4, "standard"), ("metro_boomin", 140, 8, "tr808"), ("questlove", 100, 8, "room"),
 ]
 QUEUE_CONCURRENCY, QUEUE_MAX = 2, 32
+SESSION_CAPACITY = 500  # sessions gradio keeps (about 100 KB each); idle ones go after the files' lifetime
 MAX_UPLOAD_BYTES = 0  # the app takes no uploads: gradio's /upload route refuses every file (it has no limit by default)
 THEME = gr.themes.Soft(
     primary_hue="orange", neutral_hue="slate",
@@ -179,11 +185,28 @@ def build_app(handlers: AppHandlers, startup_error: str | None = None) -> gr.Blo
 
 
 def launch(blocks: gr.Blocks, **kwargs: Any) -> tuple[Any, str, str]:
-    """Queue and launch ``blocks`` with the app's theme; ``kwargs`` go to ``Blocks.launch`` (server
-    name and port default to ``$GRADIO_SERVER_NAME`` / ``$GRADIO_SERVER_PORT``)."""
-    blocks.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX)
-    kwargs.setdefault("max_file_size", MAX_UPLOAD_BYTES)
-    return blocks.launch(theme=THEME, css=CSS, **kwargs)
+    """Queue and launch ``blocks`` with the app's theme, for a public Space: every event through the
+    bounded queue (no direct ``/run`` route), every server function as a job that stops when its
+    client is gone (:mod:`drumgen.web.serving`), the guard in front of gradio's routes
+    (:mod:`drumgen.web.guard`), no monitoring page or run history, a bounded number of sessions.
+    ``kwargs`` go to ``Blocks.launch`` (server name and port default to ``$GRADIO_SERVER_NAME`` /
+    ``$GRADIO_SERVER_PORT``)."""
+    queue_every_event(blocks)
+    blocks.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX, api_open=False)
+    drop_queue_analytics(blocks)
+    set_compute_slots(QUEUE_CONCURRENCY)
+    for fn in blocks.fns.values():
+        if fn.fn is not None:
+            fn.fn = run_as_job(fn.fn)
+    uploads = upload_rule_for(blocks)
+    guard = Guard(blocks, uploads)
+    app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+    app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), guard.middleware()]
+    kwargs.setdefault("max_file_size", MAX_UPLOAD_BYTES if uploads else 0)
+    kwargs.setdefault("enable_monitoring", False)
+    kwargs.setdefault("run_history", False)
+    kwargs.setdefault("state_session_capacity", SESSION_CAPACITY)
+    return blocks.launch(theme=THEME, css=CSS, app_kwargs=app_kwargs, **kwargs)
 
 
 def main() -> None:
@@ -192,10 +215,11 @@ def main() -> None:
     log.setLevel(logging.INFO)
     logging.getLogger("drumgen").setLevel(logging.INFO)  # the warm-up's timing (drumgen.web.serving)
     install_cache_sweeper()
+    use_private_gradio_folder()
     registry = StyleRegistry()
     source = EngineSource()
     startup_error = source.warm_up(registry.list()[0].id)
-    temp = TempArea(max_age_s=min(120, files_max_age()))  # ours go once gradio has copied them into its cache
+    temp = TempArea(max_age_s=files_max_age())  # inside gradio's cache: the very files it hands out
     blocks = build_app(AppHandlers(source, temp, registry), startup_error)
     # `docker stop`: exit cleanly (temp folder removed); frozen objects skip the shutdown garbage collection,
     # which on a busy machine made the exit take over 5 s

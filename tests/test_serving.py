@@ -30,6 +30,7 @@ from drumgen.web.serving import (
     cache_sweep_setting,
     files_max_age,
     install_cache_sweeper,
+    sweep,
     sweep_gradio_cache,
     use_one_compute_thread,
 )
@@ -256,4 +257,149 @@ def test_installing_the_sweeper_replaces_gradios_clean_up(monkeypatch: pytest.Mo
     own = gradio.route_utils.delete_files_created_by_app
     monkeypatch.setattr(gradio.route_utils, "delete_files_created_by_app", own)  # put back afterwards
     install_cache_sweeper()
-    assert gradio.route_utils.delete_files_created_by_app is sweep_gradio_cache
+    assert gradio.route_utils.delete_files_created_by_app is sweep
+
+
+# --- jobs ----------------------------------------------------------------------------------------------
+def fake_app(alive: bool = True, listening: bool = True, age_s: float = 0.0) -> tuple[Any, Any]:
+    """A queued event as gradio's queue holds it, and the blocks (queue, guard) around it."""
+    from drumgen.web.guard import Guard
+
+    event = SimpleNamespace(_id="e" * 32, alive=alive, session_hash="s1", enqueue_time=time.monotonic() - age_s)
+    queue = SimpleNamespace(event_ids_to_events={event._id: event}, pending_event_ids_session={},
+                            pending_messages_per_session={})
+    blocks = SimpleNamespace(_queue=queue)
+    guard = Guard(blocks)
+    if listening:
+        guard.streams["s1"] = 1
+    return blocks, event
+
+
+def run_in_job(blocks: Any, event: Any, fn: Any) -> Any:
+    """``fn`` wrapped by run_as_job and called as gradio's worker calls it (its context names the event)."""
+    from gradio.context import LocalContext
+
+    from drumgen.web.serving import run_as_job
+
+    def worker() -> Any:
+        LocalContext.blocks.set(blocks)
+        LocalContext.event_id.set(event._id)
+        return run_as_job(fn)()
+
+    import contextvars
+    return contextvars.copy_context().run(worker)
+
+
+def test_a_job_knows_when_its_client_is_gone() -> None:
+    from drumgen.web.serving import LISTEN_GRACE_S, Job
+
+    assert Job(*fake_app()).gone() is None
+    assert Job(*fake_app(alive=False)).gone() == "its client disconnected"
+    blocks, event = fake_app()
+    blocks._queue.event_ids_to_events.clear()  # /cancel: gradio's queue lets go of the event
+    assert Job(blocks, event).gone() == "it was cancelled"
+    assert Job(*fake_app(listening=False, age_s=1)).gone() is None  # its client may still open the stream
+    assert "nobody read its result" in Job(*fake_app(listening=False, age_s=LISTEN_GRACE_S + 1)).gone()
+
+
+def test_a_stopped_job_answers_one_line_and_leaves_no_files() -> None:
+    blocks, event = fake_app()
+    area = TempArea(max_age_s=60)
+
+    def handler() -> str:
+        first = area.write("a.mid", b"MThd")  # a safe point the job passes
+        event.alive = False  # the client drops its stream
+        area.write("b.mid", b"MThd")  # the next safe point stops it
+        return first
+
+    with pytest.raises(gr.Error) as info:
+        run_in_job(blocks, event, handler)
+    assert info.value.message == "the request was stopped: its client disconnected"
+    assert list(area.root.iterdir()) == []  # the file written before the stop is gone too
+
+
+def test_a_bug_inside_a_handler_still_stops_a_gone_job() -> None:
+    """A handler's ``except Exception`` (bug -> message) does not swallow the stop."""
+    blocks, event = fake_app(alive=False)
+    source = EngineSource(lambda: FakeEngine())
+
+    def handler() -> None:
+        try:
+            source.get()
+        except Exception:  # noqa: BLE001 (what a handler does with a bug)
+            pytest.fail("the stop was caught as a bug")
+
+    with pytest.raises(gr.Error, match="its client disconnected"):
+        run_in_job(blocks, event, handler)
+
+
+def test_at_most_the_slots_compute_at_once_whatever_the_event() -> None:
+    from drumgen.web.serving import set_compute_slots
+
+    set_compute_slots(2)
+    source = EngineSource(lambda: FakeEngine())
+    running, most, lock = 0, 0, threading.Lock()
+
+    def handler() -> None:
+        nonlocal running, most
+        source.get()  # takes a slot, held until the job ends
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.2)
+        with lock:
+            running -= 1
+
+    apps = [fake_app() for _ in range(5)]
+    threads = [threading.Thread(target=run_in_job, args=(*app, handler)) for app in apps]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert most == 2 and running == 0
+
+
+def test_a_job_engine_is_the_engine_with_checks_before_its_costly_stages() -> None:
+    from drumgen.engine import Engine
+    from drumgen.web.serving import JobEngine
+
+    engine = object.__new__(Engine)
+    engine.__dict__.update(marker=1)
+    view = JobEngine.of(engine)
+    assert isinstance(view, Engine) and view.marker == 1
+    view.marker = 2
+    assert engine.marker == 2  # one state, not a copy
+    assert {"sample", "render", "preview"} <= set(vars(JobEngine))
+
+
+def test_idle_sessions_are_forgotten_but_busy_or_connected_ones_kept() -> None:
+    import datetime
+
+    from drumgen.web.guard import Guard
+    from drumgen.web.serving import expire_sessions
+
+    old = datetime.datetime.now() - datetime.timedelta(hours=1)
+    holder = SimpleNamespace(session_data={s: object() for s in "abcd"}, time_last_used=dict.fromkeys("abcd", old))
+    holder.time_last_used["d"] = datetime.datetime.now()
+    busy = SimpleNamespace(session_hash="b")
+    queue = SimpleNamespace(event_ids_to_events={"e": busy}, pending_event_ids_session={"a": {"x"}, "z": set()},
+                            pending_messages_per_session={"a": object(), "z": object()})
+    blocks = SimpleNamespace(state_holder=holder, _queue=queue)
+    Guard(blocks).heartbeats["c"] = 1  # an open page
+    assert expire_sessions(blocks, idle_s=60) == 1
+    assert sorted(holder.session_data) == ["b", "c", "d"] and sorted(holder.time_last_used) == ["b", "c", "d"]
+    assert queue.pending_event_ids_session == {} and queue.pending_messages_per_session == {}
+
+
+def test_the_temp_area_lies_in_gradios_folder_so_gradio_serves_it_without_a_copy(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                                 ) -> None:
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    area = TempArea(max_age_s=60)
+    assert area.root.parent == tmp_path / "gradio"
+    from gradio.blocks import Block
+
+    block = Block()
+    midi = area.write("x.mid", b"MThd")
+    assert block.move_resource_to_block_cache(midi) == midi  # handed out where it is
+    assert list((tmp_path / "gradio").iterdir()) == [area.root]
