@@ -1,4 +1,4 @@
-"""Command line: ``python -m drumgen {styles,generate,train,evaluate,bench}``."""
+"""Command line: ``python -m drumgen {styles,drum-maps,generate,humanize,continue,reroll,drumify,train,...}``."""
 
 from __future__ import annotations
 
@@ -59,6 +59,30 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     for groove in engine.generate(req):
         paths = write_groove(groove, args.out, args.audio_format)
         line = {**paths, **{k: v for k, v in groove.summary.items() if k != "file"}}
+        if groove.audio_error:
+            line["audio_error"] = groove.audio_error
+        print(json.dumps(line), flush=True)
+    return 0
+
+
+def _cmd_mode(args: argparse.Namespace) -> int:
+    """humanize / continue / reroll / drumify: one uploaded MIDI file through the mode of that name."""
+    from drumgen.engine import Engine, write_groove
+    from drumgen.request import GenerateRequest
+    from drumgen.uploads import ModeOptions, display_name, read_upload, run_mode
+
+    data = read_upload(args.input)  # a bad file fails before the model loads
+    req = GenerateRequest(style=args.style, bars=getattr(args, "bars", 4), seed=args.seed, count=args.count,
+                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, humanize=args.humanize,
+                          variation=args.variation, swing=args.swing, kit=args.kit, fill_every=args.fill_every,
+                          drum_map=args.drum_map, split_tracks=args.split_tracks, audio=not args.no_audio,
+                          sample_rate=args.sample_rate)
+    options = ModeOptions(quantize=getattr(args, "quantize", False), only_new=getattr(args, "only_new", False),
+                          keep=getattr(args, "keep", ""))
+    grooves = run_mode(Engine.load(), args.command, data, req, options, name=display_name(args.input))
+    for groove in grooves:
+        paths = write_groove(groove, args.out, args.audio_format)
+        line = {**paths, **{k: v for k, v in groove.summary.items() if k != "file"}, "notices": groove.notices}
         if groove.audio_error:
             line["audio_error"] = groove.audio_error
         print(json.dumps(line), flush=True)
@@ -131,6 +155,59 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
 
 
+MODE_HELP = {
+    "humanize": "give a drum MIDI file a style's feel (every note kept); one JSON line per file",
+    "continue": "continue a drum MIDI file with new bars in a style; one JSON line per file",
+    "reroll": "keep some voices of a drum MIDI file exactly and play the rest anew; one JSON line per file",
+    "drumify": "drums whose kick follows any part's rhythm (a bass line, a melody); one JSON line per file",
+}
+
+
+def _add_mode_parsers(sub: Any) -> None:
+    """The four modes on an uploaded file, with generate's kit, feel, export and audio options (and its
+    sampling options where something is sampled)."""
+    from drumgen.uploads import DEFAULT_KEEP
+
+    preset = " (default: the preset's)"
+    for mode, text in MODE_HELP.items():
+        m = sub.add_parser(mode, help=text)
+        m.add_argument("--input", type=Path, required=True, help="the MIDI file (.mid or .midi, at most 2 MB)")
+        m.add_argument("--style", required=True, help="preset id or name, e.g. j_dilla, 'Metro Boomin', funk")
+        m.add_argument("--seed", type=int, default=None, help="seed; variation i uses seed+i (default: random)")
+        m.add_argument("--count", type=int, default=1, help=f"number of variations: {_help(COUNT)} (default 1)")
+        m.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default ./out)")
+        if mode == "humanize":
+            m.add_argument("--quantize", action="store_true", help="snap a played file to the grid first")
+        if mode == "continue":
+            m.add_argument("--bars", type=int, default=4, help=f"new bars: {_help(BARS)} (default 4)")
+            m.add_argument("--only-new", action="store_true", help="write the new bars alone (default: the file "
+                           "followed by them)")
+        if mode == "reroll":
+            m.add_argument("--keep", default=",".join(DEFAULT_KEEP), help="voices kept exactly, comma-separated, of "
+                           "kick, snare, closed_hat (or hat), open_hat, low_tom, mid_tom, high_tom (or toms), crash, "
+                           f"ride (default {','.join(DEFAULT_KEEP)})")
+        m.add_argument("--amount", "--humanize", dest="humanize", type=float, default=1.0,
+                       help=f"humanize amount: {_help(HUMANIZE)} (default 1)")
+        m.add_argument("--swing", type=float, default=None, help=f"swing: {_help(SWING)}{preset}")
+        m.add_argument("--kit", default=None, help=f"audio kit: {_help(KIT)}{preset}")
+        if mode != "humanize":
+            m.add_argument("--temperature", type=float, default=None, help=f"{_help(TEMPERATURE)}{preset}")
+            m.add_argument("--top-k", type=int, default=None, help=f"{_help(TOP_K)}{preset}")
+            m.add_argument("--top-p", type=float, default=None, help=f"{_help(TOP_P)}{preset}")
+            m.add_argument("--variation", type=float, default=None,
+                           help=f"bar-to-bar change: {_help(VARIATION)}{preset}")
+            m.add_argument("--fill-every", type=int, default=None, help=f"{_help(FILL_EVERY)}{preset}")
+        m.add_argument("--drum-map", default="gm", help="note numbers of the target instrument (list: python -m "
+                       "drumgen drum-maps; default gm)")
+        m.add_argument("--split-tracks", action="store_true", help="one MIDI track per kit piece (Kick, Snare, ...)")
+        m.add_argument("--no-audio", action="store_true", help="write MIDI only")
+        m.add_argument("--audio-format", choices=AUDIO_FORMATS, default="ogg", help="default ogg")
+        m.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE,
+                       help=f"{_help(SAMPLE_RATE)} (default {DEFAULT_SAMPLE_RATE})")
+        # humanizing samples nothing: its sampling controls are the preset's, and not options
+        m.set_defaults(func=_cmd_mode, temperature=None, top_k=None, top_p=None, variation=None, fill_every=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from drumgen.tools.train import TrainConfig
 
@@ -166,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE,
                    help=f"{_help(SAMPLE_RATE)} (default {DEFAULT_SAMPLE_RATE})")
     g.set_defaults(func=_cmd_generate)
+
+    _add_mode_parsers(sub)
 
     d = TrainConfig()
     t = sub.add_parser("train", help="train the model on the Groove MIDI Dataset")

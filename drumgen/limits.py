@@ -151,10 +151,11 @@ SWING = NumberLimit("swing", MIN_SWING, MAX_SWING, unit=" %")
 FILL_EVERY = ChoiceLimit("fill_every", FILL_EVERY_CHOICES, note="bars; 0 = no fills")
 KIT = ChoiceLimit("kit", tuple(KIT_PROGRAMS))
 SAMPLE_RATE = ChoiceLimit("sample_rate", SAMPLE_RATES, note="Hz")
+MODE = ChoiceLimit("mode", ("humanize", "continue", "reroll", "drumify"), note="what to do with an uploaded MIDI file")
 
 LIMITS: dict[str, NumberLimit | ChoiceLimit] = {
     limit.name: limit for limit in (BARS, TEMPO, SEED, COUNT, VARIATIONS, TEMPERATURE, TOP_K, TOP_P, HUMANIZE,
-                                    VARIATION, SWING, FILL_EVERY, KIT, SAMPLE_RATE)
+                                    VARIATION, SWING, FILL_EVERY, KIT, SAMPLE_RATE, MODE)
 }
 
 

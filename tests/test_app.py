@@ -8,6 +8,7 @@ FluidSynth for the audio. Bad input through the API is in ``test_reliability_api
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -18,15 +19,15 @@ from typing import Any
 import mido
 import numpy as np
 import pytest
-from app_fixtures import REPO, Served, client, generate, served  # noqa: F401 (module-scoped fixtures)
+from app_fixtures import REPO, REQUEST_TIMEOUT_S, Served, client, generate, served  # noqa: F401 (fixtures)
 
 from drumgen.humanize import swing_offset_ticks
 from drumgen.midi_io import midi_to_pattern
 from drumgen.pattern import PPQ, Note, Pattern
 from drumgen.voices import PITCH_TO_VOICE
 
-TAIL_S = 1.0  # the renderer's ring-out after the last bar
 LENGTH_TOLERANCE_S = 0.05
+MAX_PREVIEW_BYTES_PER_BAR = 250_000 // 4  # a 4-bar preview loads at once: at most 250 KB
 T16 = PPQ // 4
 FILL_VOICES = {"high_tom", "mid_tom", "low_tom", "crash"}
 
@@ -63,12 +64,15 @@ def test_generate_returns_audio_midi_and_summary(client: Any, style: str, bars: 
 
     audio_path, midi_path, summary = generate(client, style=style, bars=bars, tempo=tempo, kit=kit, seed=7,
                                               random_seed=False)
-    # audio: the groove plus the ring-out tail, not silent
-    assert audio_path is not None
+    # audio: the small MP3 preview, exactly one loop long (the ring-out folded onto its start), not silent
+    assert audio_path is not None and Path(audio_path).name == summary["preview"] == Path(summary["file"]).stem + ".mp3"
+    head = Path(audio_path).read_bytes()[:3]
+    assert head == b"ID3" or (head[0] == 0xFF and head[1] & 0xE0 == 0xE0)  # an ID3 tag or an MPEG frame sync
     data, rate = soundfile.read(audio_path)
-    expected = bars * 4 * 60 / tempo + TAIL_S
+    expected = bars * 4 * 60 / tempo
     assert abs(len(data) / rate - expected) < LENGTH_TOLERANCE_S
     assert float(np.sqrt(np.mean(np.square(data)))) > 1e-3
+    assert Path(audio_path).stat().st_size < MAX_PREVIEW_BYTES_PER_BAR * bars
     # MIDI: a drum file (channel 10) of the asked bars and tempo, named by what it holds
     assert Path(midi_path).name == summary["file"] == f"{style}_{tempo}bpm_{bars}bars_seed7.mid"
     pattern = pattern_of(midi_path)
@@ -289,3 +293,67 @@ def test_importing_the_app_does_no_work(tmp_path: Path) -> None:
     assert done.stdout == "" and done.stderr == ""  # silent: no warm-up, no "model not found"
     assert list(tmp.iterdir()) == []
     assert not (tmp_path / "gradio").exists()
+
+
+# --- into the DAW: drum maps, a track per piece, several variations per click ---------------------------
+def test_drum_map_and_split_tracks_reach_the_midi(client: Any) -> None:  # noqa: F811
+    """The same groove exported for EZdrummer 3, one track per kit piece: only the map's notes, every
+    track on channel 10 and named for its piece, the hits at the GM groove's times."""
+    from drumgen.drum_maps import get_drum_map
+    from drumgen.midi_io import PIECE_OF_VOICE
+
+    common = dict(style="funk", bars=2, seed=21, random_seed=False)
+    _, gm_path, _ = generate(client, **common)
+    audio_path, midi_path, summary = generate(client, **common, drum_map="ezdrummer_3", split_tracks=True)
+    target = get_drum_map("ezdrummer_3")
+    assert Path(midi_path).name == "funk_100bpm_2bars_seed21_ezdrummer_3.mid" == summary["file"]
+    assert (summary["settings"]["drum_map"], summary["settings"]["split_tracks"]) == ("ezdrummer_3", True)
+    midi = mido.MidiFile(midi_path)
+    drums = midi.tracks[1:]
+    names = [next(m.name for m in t if m.type == "track_name") for t in drums]
+    gm = pattern_of(gm_path)
+    assert len(drums) == len(set(names)) > 1
+    assert set(names) == {PIECE_OF_VOICE[PITCH_TO_VOICE[n.pitch]] for n in gm.notes}
+    ons = [m for t in drums for m in t if m.type == "note_on" and m.velocity > 0]
+    assert {m.note for m in ons} <= target.notes and all(m.channel == 9 for m in ons)
+    onsets = sorted(tick for t in drums for tick in _onset_ticks(t))
+    assert onsets == sorted(n.onset for n in gm.notes)  # the same hits, in the instrument's notes
+    assert audio_path is not None  # the preview plays from GM whatever the export
+
+
+def _onset_ticks(track: mido.MidiTrack) -> list[int]:
+    now, out = 0, []
+    for m in track:
+        now += m.time
+        if m.type == "note_on" and m.velocity > 0:
+            out.append(now)
+    return out
+
+
+def test_generate_variations_returns_every_variation_and_one_zip(client: Any) -> None:  # noqa: F811
+    """Four variations in one call: seeds seed..seed+3, each the groove /generate makes with its seed;
+    the zip holds each one's .mid and looping .mp3 under the names the summaries give; the same call
+    gives the same bytes."""
+    import zipfile
+
+    import soundfile
+
+    params = dict(style="j_dilla", bars=2, seed=30, random_seed=False, variations=4)
+    preview, midi_path, summary, zip_path = client.submit(**params, api_name="/generate_variations").result(
+        timeout=REQUEST_TIMEOUT_S)
+    variations = summary["variations"]
+    assert [v["seed"] for v in variations] == [30, 31, 32, 33] and summary["seed"] == 30
+    assert Path(midi_path).name == variations[0]["file"] and Path(preview).name == variations[0]["preview"]
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+        assert names == [name for v in variations for name in (v["file"], v["preview"])]
+        files = {name: archive.read(name) for name in names}
+    assert Path(zip_path).name == "j_dilla_90bpm_2bars_seed30_4variations.zip"
+    for v in variations:
+        one = generate(client, style="j_dilla", bars=2, seed=v["seed"], random_seed=False)
+        assert files[v["file"]] == Path(one[1]).read_bytes()
+        data, rate = soundfile.read(io.BytesIO(files[v["preview"]]))
+        assert abs(len(data) / rate - 2 * 4 * 60 / 90) < LENGTH_TOLERANCE_S
+    assert len({files[v["file"]] for v in variations}) == 4  # four different grooves
+    again = client.submit(**params, api_name="/generate_variations").result(timeout=REQUEST_TIMEOUT_S)
+    assert Path(again[3]).read_bytes() == Path(zip_path).read_bytes()

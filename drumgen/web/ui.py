@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import html
 import itertools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+from gradio.data_classes import ListFiles
 
 from drumgen.constants import GHOST_MAX_VELOCITY
+from drumgen.drum_maps import list_drum_maps
 from drumgen.limits import ChoiceLimit, NumberLimit, check_bool
 from drumgen.pattern import Pattern
-from drumgen.voices import PITCH_TO_VOICE
+from drumgen.uploads import MIDI_SUFFIXES
+from drumgen.voices import PITCH_TO_VOICE, VOICES
 
 # Grid rows top to bottom, as on a drum chart: cymbals over hats over toms over snare over kick.
 GRID_VOICES: tuple[str, ...] = (
@@ -31,10 +33,10 @@ VOICE_LABELS: dict[str, str] = {
 }
 KIT_LABELS: dict[str, str] = {"tr808": "TR-808"}  # others are their id, capitalized
 ALWAYS_SHOWN = ("closed_hat", "snare", "kick")  # rows drawn even when empty
-BARS_PER_LINE = 4  # longer grooves wrap onto further lines
+LINE_LAYOUTS = (1, 2, 4)  # bars a line of the grid: phone, narrow window, desktop (chosen by the CSS)
 
 # SVG geometry (user units; the picture scales to its container)
-LABEL_W, STEP_W, ROW_H, LINE_GAP, HEAD_H = 64, 12, 19, 14, 15
+LABEL_W, STEP_W, ROW_H, HEAD_H = 64, 12, 19, 15
 HIT_COLOR, GHOST_COLOR = "#f97316", "#8b5cf6"  # orange accents, violet ghost notes
 MIN_OPACITY = 0.3  # velocity 1 -> 0.3, velocity 127 -> 1.0
 OFFSET_SCALE_MS = 30.0  # the feel readout's offset bars span -30..+30 ms
@@ -176,72 +178,96 @@ class StrictCheckbox(gr.Checkbox, _Named):
             raise _field_error(str(exc)) from None
 
 
+class MidiUpload(gr.File):
+    """A drop zone (or API input) for one MIDI file that passes its path on as it is.
+
+    The stock ``gr.File`` leaves an empty temp file in gradio's cache on every call (never swept)
+    and answers a wrong type with its own wording; here the file is checked once, by
+    :func:`drumgen.uploads.read_upload`, whose message names the file and the problem.
+    """
+
+    is_template = True
+
+    @classmethod
+    def of(cls, **kwargs: Any) -> MidiUpload:
+        kwargs.setdefault("file_types", list(MIDI_SUFFIXES))
+        return cls(type="filepath", file_count="single", **kwargs)
+
+    def preprocess(self, payload: Any) -> str | None:
+        if payload is None:
+            return None
+        file = payload[0] if isinstance(payload, ListFiles) else payload
+        return str(file.path)
+
+
+class VoiceLocks(gr.CheckboxGroup):
+    """One box per voice (the voices a re-roll keeps). Passes the names on unchecked, so a bad one is
+    named by :func:`drumgen.modes.reroll_upload` (``keep must name voices from ...``); an API call may
+    also send them as one comma-separated string."""
+
+    is_template = True
+
+    @classmethod
+    def of(cls, **kwargs: Any) -> VoiceLocks:
+        return cls(choices=[(VOICE_LABELS[v], v) for v in VOICES], **kwargs)
+
+    def preprocess(self, payload: Any) -> Any:
+        return [] if payload is None else payload
+
+
+def drum_map_choices() -> list[tuple[str, str]]:
+    """The "Export for" dropdown: every drum-map preset as ``(name, id)``, General MIDI first."""
+    return [(m.name, m.id) for m in list_drum_maps()]
+
+
 # --------------------------------------------------------------------------- drum grid
 def _voice(pitch: int) -> str:
     return PITCH_TO_VOICE.get(pitch, "other")
 
 
-def drum_grid_svg(pattern: Pattern, bars_per_line: int = BARS_PER_LINE) -> str:
-    """The pattern as an inline SVG: one row per voice, one column per 16th step.
+def _labels_svg(rows: list[str], height: float, bar: int) -> str:
+    """The row labels that open a line of the grid. One precedes every bar; the CSS shows those
+    that start a line at the page's width (classes ``lab-1``/``lab-2``/``lab-4``: every bar, every
+    other bar, every fourth bar)."""
+    classes = " ".join(f"lab-{n}" for n in LINE_LAYOUTS if bar % n == 0)
+    text = "var(--body-text-color-subdued, #71717a)"
+    out = [f'<svg class="grid-labels {classes}" viewBox="0 0 {LABEL_W} {height}" aria-hidden="true" '
+           'xmlns="http://www.w3.org/2000/svg">']
+    for r, voice in enumerate(rows):
+        y = HEAD_H + r * ROW_H
+        out.append(f'<text x="{LABEL_W - 7}" y="{y + ROW_H * 0.7:.1f}" font-size="11.5" text-anchor="end" '
+                   f'fill="{text}">{VOICE_LABELS[voice]}</text>')
+    out.append("</svg>")
+    return "".join(out)
 
-    Each hit is drawn where it is played (so swing and micro-timing show as leans off the
-    grid lines); shade follows velocity; ghost notes (velocity <= 40) are violet rings.
-    """
+
+def _bar_svg(pattern: Pattern, bar: int, rows: list[str], height: float) -> str:
+    """One bar: row bands, 16th/beat/bar lines, its number and its hits where they are played."""
     t16 = pattern.ticks_per_16th
-    steps_per_bar = pattern.ticks_per_bar // t16
-    used = {_voice(n.pitch) for n in pattern.notes}
-    rows = [v for v in (*GRID_VOICES, "other") if v in used or v in ALWAYS_SHOWN]
+    steps = pattern.ticks_per_bar // t16
+    width = steps * STEP_W
     row_of = {v: i for i, v in enumerate(rows)}
-    per_line = max(1, min(bars_per_line, pattern.bars))
-    lines = math.ceil(pattern.bars / per_line)
-    line_steps = per_line * steps_per_bar
-    line_h = HEAD_H + len(rows) * ROW_H
-    width = LABEL_W + line_steps * STEP_W + 4
-    height = lines * line_h + (lines - 1) * LINE_GAP + 2
     grid_line = "var(--border-color-primary, #d4d4d8)"
     text = "var(--body-text-color-subdued, #71717a)"
-
-    out: list[str] = [
-        f'<svg class="drum-grid" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'style="width:100%;max-width:{width * 1.4:.0f}px;height:auto;display:block;margin:0 auto" '
-        f'role="img" aria-label="Drum grid: {pattern.bars} bars, {len(pattern.notes)} hits" '
-        'font-family="ui-sans-serif, system-ui, sans-serif">'
-    ]
-    for line in range(lines):
-        top = line * (line_h + LINE_GAP)
-        grid_top = top + HEAD_H
-        bars_here = min(per_line, pattern.bars - line * per_line)
-        x_end = LABEL_W + bars_here * steps_per_bar * STEP_W
-        for r, voice in enumerate(rows):  # row bands and labels
-            y = grid_top + r * ROW_H
-            if r % 2 == 0:
-                out.append(f'<rect x="{LABEL_W}" y="{y}" width="{x_end - LABEL_W}" height="{ROW_H}" '
-                           'fill="currentColor" fill-opacity="0.045"/>')
-            out.append(f'<text x="{LABEL_W - 7}" y="{y + ROW_H * 0.7:.1f}" font-size="11.5" text-anchor="end" '
-                       f'fill="{text}">{VOICE_LABELS[voice]}</text>')
-        for s in range(bars_here * steps_per_bar + 1):  # 16th, beat and bar lines
-            x = LABEL_W + s * STEP_W
-            if s % steps_per_bar == 0:
-                weight, opacity = 1.4, 1.0
-            elif s % (steps_per_bar // pattern.time_signature[0] or 1) == 0:
-                weight, opacity = 0.8, 0.9
-            else:
-                weight, opacity = 0.5, 0.45
-            out.append(f'<line x1="{x}" y1="{grid_top}" x2="{x}" y2="{grid_top + len(rows) * ROW_H}" '
-                       f'stroke="{grid_line}" stroke-width="{weight}" stroke-opacity="{opacity}"/>')
-        for b in range(bars_here):  # bar numbers
-            x = LABEL_W + b * steps_per_bar * STEP_W + 3
-            out.append(f'<text x="{x}" y="{top + HEAD_H - 4}" font-size="10.5" fill="{text}">'
-                       f'{line * per_line + b + 1}</text>')
-
-    line_ticks = per_line * pattern.ticks_per_bar
+    out = [f'<svg class="grid-bar" data-steps="{steps}" viewBox="0 0 {width} {height}" overflow="visible" '
+           'xmlns="http://www.w3.org/2000/svg">',
+           f'<text x="3" y="{HEAD_H - 4}" font-size="10.5" fill="{text}">{bar + 1}</text>']
+    for r in range(0, len(rows), 2):  # row bands
+        out.append(f'<rect x="0" y="{HEAD_H + r * ROW_H}" width="{width}" height="{ROW_H}" fill="currentColor" '
+                   'fill-opacity="0.045"/>')
+    beat = steps // pattern.time_signature[0] or 1
+    for s in range(steps + 1):  # 16th, beat and bar lines
+        weight, opacity = (1.4, 1.0) if s % steps == 0 else (0.8, 0.9) if s % beat == 0 else (0.5, 0.45)
+        out.append(f'<line x1="{s * STEP_W}" y1="{HEAD_H}" x2="{s * STEP_W}" y2="{HEAD_H + len(rows) * ROW_H}" '
+                   f'stroke="{grid_line}" stroke-width="{weight}" stroke-opacity="{opacity}"/>')
+    start, end = bar * pattern.ticks_per_bar, (bar + 1) * pattern.ticks_per_bar
     for note in pattern.notes:  # hits, drawn at their played time
-        line, tick = divmod(note.onset, line_ticks)
+        if not start <= note.onset < end:
+            continue
         voice = _voice(note.pitch)
-        cx = LABEL_W + tick / t16 * STEP_W + STEP_W / 2
-        cy = line * (line_h + LINE_GAP) + HEAD_H + row_of[voice] * ROW_H + ROW_H / 2
-        bar, step = divmod(note.onset / t16, steps_per_bar)
-        tip = (f"<title>{VOICE_LABELS[voice]} - bar {int(bar) + 1}, step {step + 1:.2f}, "
+        cx = (note.onset - start) / t16 * STEP_W + STEP_W / 2
+        cy = HEAD_H + row_of[voice] * ROW_H + ROW_H / 2
+        tip = (f"<title>{VOICE_LABELS[voice]} - bar {bar + 1}, step {(note.onset - start) / t16 + 1:.2f}, "
                f"velocity {note.velocity}</title>")
         if note.velocity <= GHOST_MAX_VELOCITY:
             out.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.6" fill="{GHOST_COLOR}" fill-opacity="0.18" '
@@ -252,6 +278,21 @@ def drum_grid_svg(pattern: Pattern, bars_per_line: int = BARS_PER_LINE) -> str:
             out.append(f'<rect x="{cx - w / 2:.1f}" y="{cy - h / 2:.1f}" width="{w:.1f}" height="{h}" rx="2.5" '
                        f'fill="{HIT_COLOR}" fill-opacity="{opacity:.2f}">{tip}</rect>')
     out.append("</svg>")
+    return "".join(out)
+
+
+def drum_grid_svg(pattern: Pattern) -> str:
+    """The pattern as a grid of inline SVGs: one row per voice, one column per 16th step, one SVG
+    per bar behind its row labels, laid out by the CSS: four bars a line on a wide page, fewer on a
+    narrow one (so a phone's cells stay legible).
+
+    Each hit is drawn where it is played (so swing and micro-timing show as leans off the
+    grid lines); shade follows velocity; ghost notes (velocity <= 40) are violet rings.
+    """
+    used = {_voice(n.pitch) for n in pattern.notes}
+    rows = [v for v in (*GRID_VOICES, "other") if v in used or v in ALWAYS_SHOWN]
+    height = HEAD_H + len(rows) * ROW_H + 2
+    cells = "".join(_labels_svg(rows, height, b) + _bar_svg(pattern, b, rows, height) for b in range(pattern.bars))
     legend = (
         '<div class="grid-legend">'
         f'<span><i style="background:{HIT_COLOR}"></i>hit (darker = louder)</span>'
@@ -259,7 +300,9 @@ def drum_grid_svg(pattern: Pattern, bars_per_line: int = BARS_PER_LINE) -> str:
         f'{GHOST_MAX_VELOCITY})</span>'
         '<span>each hit sits where it is played: swing and micro-timing lean off the lines</span></div>'
     )
-    return f'<div class="grid-wrap"><div class="panel-title">Drum grid</div>{"".join(out)}{legend}</div>'
+    return (f'<div class="grid-wrap"><div class="panel-title">Drum grid</div>'
+            f'<div class="drum-grid" role="img" aria-label="Drum grid: {pattern.bars} bars, {len(pattern.notes)} '
+            f'hits">{cells}</div>{legend}</div>')
 
 
 def empty_grid_html() -> str:
@@ -308,16 +351,26 @@ def feel_html(summary: dict[str, Any]) -> str:
             f'<div class="feel-cards">{cards}</div><div class="offsets">{offsets_html}</div></div>')
 
 
-def headline_html(summary: dict[str, Any]) -> str:
-    """One line naming what was made: style, tempo, bars, kit and the seed used."""
+def headline_html(summary: dict[str, Any], variations: int = 1) -> str:
+    """One line naming what was made: style, tempo, bars, kit and the seed used (the first
+    variation's; with several, how many and their seeds)."""
     settings = summary.get("settings") or {}
     parts = [
         f"<b>{html.escape(str(summary.get('style_name', summary.get('style', ''))))}</b>",
         f"{summary.get('tempo', 0):g} BPM", f"{summary.get('bars', 0)} bars",
-        f"{html.escape(kit_label(str(settings.get('kit', ''))))} kit", f"{summary.get('notes', 0)} hits",
-        f"seed <code>{summary.get('seed')}</code>",
+        f"{html.escape(kit_label(str(settings.get('kit', ''))))} kit",
     ]
+    if variations > 1:
+        parts.append(f"{variations} variations from seed <code>{summary.get('seed')}</code>")
+    else:
+        parts += [f"{summary.get('notes', 0)} hits", f"seed <code>{summary.get('seed')}</code>"]
     return f'<div class="headline">{" &middot; ".join(parts)}</div>'
+
+
+def variation_html(index: int, summary: dict[str, Any]) -> str:
+    """A variation card's title: its number, seed and hits."""
+    return (f'<div class="variation-title"><b>Variation {index + 1}</b> &middot; seed <code>{summary.get("seed")}'
+            f'</code> &middot; {summary.get("notes", 0)} hits</div>')
 
 
 def empty_feel_html() -> str:
@@ -377,4 +430,27 @@ CSS = """
 .off-bar.early { background: #0ea5e9; }
 .off-bar.late { background: #f97316; }
 @media (max-width: 700px) { .feel-cards { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
+.variation-title { font-size: 0.92rem; padding: 2px 2px 0; }
+.variation-title code { font-size: 0.85rem; }
+.lock-row { align-items: center; }
+"""
+# The drum grid: a label column and one column per bar, in the SVGs' own proportions (LABEL_W to a
+# bar's 16 steps), so labels and bars scale alike; the grid's own width (a container query, not the
+# window's) decides four, two or one bar a line, keeping a 16th step at least ~9 px wide.
+_BAR_W = 16 * STEP_W
+CSS += f"""
+.grid-wrap {{ container-type: inline-size; }}
+.drum-grid {{ display: grid; grid-template-columns: minmax(0, {LABEL_W}fr) repeat(4, minmax(0, {_BAR_W}fr));
+  row-gap: 8px; max-width: {1.4 * (LABEL_W + 4 * _BAR_W):.0f}px; margin: 0 auto; align-items: start; }}
+.drum-grid svg {{ display: block; width: 100%; height: auto; font-family: ui-sans-serif, system-ui, sans-serif; }}
+.drum-grid .grid-labels:not(.lab-4) {{ display: none; }}
+@container (max-width: 640px) {{
+  .drum-grid {{ grid-template-columns: minmax(0, {LABEL_W}fr) repeat(2, minmax(0, {_BAR_W}fr)); }}
+  .drum-grid .grid-labels.lab-2 {{ display: block; }}
+}}
+@container (max-width: 340px) {{
+  .drum-grid {{ grid-template-columns: minmax(0, {LABEL_W}fr) minmax(0, {_BAR_W}fr); }}
+  .drum-grid .grid-labels {{ display: block; }}
+  .grid-legend {{ padding-left: 0; }}
+}}
 """

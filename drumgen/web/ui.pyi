@@ -354,3 +354,50 @@ CSS = """
 .off-bar.late { background: #f97316; }
 @media (max-width: 700px) { .feel-cards { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
 """
+class MidiUpload(gr.File):
+    """A drop zone (or API input) for one MIDI file that passes its path on as it is.
+
+    The stock ``gr.File`` leaves an empty temp file in gradio's cache on every call (never swept)
+    and answers a wrong type with its own wording; here the file is checked once, by
+    :func:`drumgen.uploads.read_upload`, whose message names the file and the problem.
+    """
+
+    is_template = True
+
+    @classmethod
+    def of(cls, **kwargs: Any) -> MidiUpload:
+        kwargs.setdefault("file_types", list(MIDI_SUFFIXES))
+        return cls(type="filepath", file_count="single", **kwargs)
+
+    def preprocess(self, payload: Any) -> str | None:
+        if payload is None:
+            return None
+        file = payload[0] if isinstance(payload, ListFiles) else payload
+        return str(file.path)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    
+class VoiceLocks(gr.CheckboxGroup):
+    """One box per voice (the voices a re-roll keeps). Passes the names on unchecked, so a bad one is
+    named by :func:`drumgen.modes.reroll_upload` (``keep must name voices from ...``); an API call may
+    also send them as one comma-separated string."""
+
+    is_template = True
+
+    @classmethod
+    def of(cls, **kwargs: Any) -> VoiceLocks:
+        return cls(choices=[(VOICE_LABELS[v], v) for v in VOICES], **kwargs)
+
+    def preprocess(self, payload: Any) -> Any:
+        return [] if payload is None else payload
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    
