@@ -49,9 +49,10 @@ class Served:
 
 
 def serve(loader: Callable[[], Any] | None = None, downloads: Path | None = None, warm_style: str = "j_dilla",
-          **launch: Any) -> Served:
+          files_max_age_s: float = FILES_MAX_AGE_S, **launch: Any) -> Served:
     """Build the app as ``app.main()`` does (engine source warmed up, temp area, handlers) and
-    launch it on loopback; ``loader`` replaces ``Engine.load`` (e.g. another checkpoint)."""
+    launch it on loopback; ``loader`` replaces ``Engine.load`` (e.g. another checkpoint);
+    ``files_max_age_s`` is the app's own temp files' lifetime (gradio's copies: ``$DRUMGEN_FILES_MAX_AGE_S``)."""
     from gradio_client import Client
 
     from drumgen.web.handlers import AppHandlers
@@ -60,7 +61,7 @@ def serve(loader: Callable[[], Any] | None = None, downloads: Path | None = None
     app = import_app()
     source = EngineSource(loader) if loader is not None else EngineSource()
     error = source.warm_up(warm_style)
-    handlers = AppHandlers(source, TempArea(max_age_s=FILES_MAX_AGE_S))
+    handlers = AppHandlers(source, TempArea(max_age_s=files_max_age_s))
     blocks = app.build_app(handlers, error)
     _, url, _ = app.launch(blocks, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                            quiet=True, **launch)
@@ -88,5 +89,12 @@ def client(served: Served) -> Any:
 
 
 def generate(client: Any, **params: Any) -> tuple[str | None, str, dict[str, Any]]:
-    """``(audio path, MIDI path, summary)`` of one ``/generate`` call; an error raises ``AppError``."""
+    """``(preview path, MIDI path, summary)`` of one ``/generate`` call; an error raises ``AppError``."""
     return client.submit(**params, api_name="/generate").result(timeout=REQUEST_TIMEOUT_S)
+
+
+def upload_mode(client: Any, mode: str, midi: str | Path, **params: Any) -> tuple[str | None, str, dict[str, Any], str]:
+    """``(preview path, MIDI path, summary, zip path)`` of one ``/<mode>`` call on the file ``midi``."""
+    from gradio_client import handle_file
+
+    return client.submit(midi=handle_file(str(midi)), **params, api_name=f"/{mode}").result(timeout=REQUEST_TIMEOUT_S)

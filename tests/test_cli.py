@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ from drumgen.cli import main
 from drumgen.midi_io import midi_to_pattern
 from drumgen.model_loader import load_bundle, load_model, load_tokenizer
 from drumgen.pattern import PPQ
-from drumgen.styles import CHECKPOINT_ENV, REPO_ROOT, STYLES_DIR_ENV, get_style
+from drumgen.resources import CHECKPOINT_ENV, REPO_ROOT, STYLES_DIR_ENV
+from drumgen.styles import get_style
 from drumgen.voices import GM_DRUM_CHANNEL, VOICE_PITCH
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -198,3 +200,92 @@ def test_bench_reports_every_speed_figure_as_json() -> None:
     assert report["decode_tokens_per_s"]["speedup"] > 1  # the KV cache beats recomputing
     assert report["api"]["request_ms"]["4_bars"] > 0 and report["api"]["app_rss_mb"] > 50
     assert 0 < report["api"]["startup_to_ready_s"] < 120
+
+
+# --- bring your own MIDI ------------------------------------------------------------------------------
+def upload_files(root: Path) -> dict[str, Path]:
+    from upload_inputs import funk_groove, played, write_bass_file, write_groove_file
+
+    return {"groove": write_groove_file(root / "my_funk.mid", funk_groove(4)),
+            "played": write_groove_file(root / "played.mid", played(funk_groove(4), seed=2)),
+            "bass": write_bass_file(root / "bass.mid", bars=4)}
+
+
+MODE_RUNS = {  # mode: (input, extra arguments, bars of the result)
+    "humanize": ("played", ["--quantize", "--amount", "0.8"], 4),
+    "continue": ("groove", ["--bars", "2"], 6),
+    "reroll": ("groove", ["--keep", "kick,snare"], 4),
+    "drumify": ("bass", ["--drum-map", "ezdrummer_3", "--split-tracks"], 4),
+}
+
+
+@pytest.mark.parametrize("mode", MODE_RUNS)
+def test_a_mode_writes_loop_exact_files_and_json_lines(checkpoint_env: dict[str, str], tmp_path: Path,
+                                                       mode: str) -> None:
+    """``python -m drumgen <mode> --input FILE ...``: one JSON line per file (with the reader's notices),
+    loop-exact MIDI at the input's tempo, the same bytes from the same command."""
+    inputs = upload_files(tmp_path)
+    name, extra, bars = MODE_RUNS[mode]
+    args = [mode, "--input", str(inputs[name]), "--style", "funk", "--seed", "3", "--count", "2", "--no-audio", *extra]
+    run = drumgen(*args, "--out", str(tmp_path / "first"), env=checkpoint_env)
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [line["seed"] for line in lines] == [3, 4]
+    for line in lines:
+        assert line["notices"] == [] and line["bars"] == bars and line["style"] == "funk"
+        mid = mido.MidiFile(line["midi"])
+        tempo = 92.0 if mode == "drumify" else 96.0
+        # set_tempo holds whole microseconds: 92 BPM is 652174 us a beat, 1.4 us a bar off the exact tempo
+        assert line["tempo"] == tempo and mid.length == pytest.approx(bars * 4 * 60 / tempo, abs=1e-5)
+    if mode == "drumify":
+        assert Path(lines[0]["midi"]).name == "funk_92bpm_4bars_seed3_ezdrummer_3.mid"
+        assert len(mido.MidiFile(lines[0]["midi"]).tracks) > 2  # a track per kit piece
+    again = drumgen(*args, "--out", str(tmp_path / "again"), env=checkpoint_env)
+    assert again.returncode == 0, again.stderr
+    for line in lines:
+        assert (tmp_path / "again" / Path(line["midi"]).name).read_bytes() == Path(line["midi"]).read_bytes()
+
+
+def test_a_mode_writes_audio_and_says_what_the_reader_did(tmp_path: Path) -> None:
+    if not COMMITTED_CHECKPOINT.is_file():
+        pytest.skip(NO_COMMITTED)
+    import soundfile
+    from bad_midi import NOTICES
+
+    _, name, make, _, notice = next(n for n in NOTICES if n[0] == "tempo-change")
+    path = tmp_path / name
+    path.write_bytes(make())
+    run = drumgen("humanize", "--input", str(path), "--style", "jazz", "--seed", "1", "--audio-format", "wav",
+                  "--out", str(tmp_path / "out"))
+    assert run.returncode == 0, run.stderr
+    line = json.loads(run.stdout)
+    assert any(re.search(notice, n) for n in line["notices"]), line["notices"]
+    data, rate = soundfile.read(line["audio"])
+    assert rate == 44100 and len(data) > rate  # the groove and its ring-out
+
+
+MODE_BAD_INPUT = {
+    "keep-unknown": (["reroll", "--keep", "cowbell"], "keep"),
+    "keep-everything": (["reroll", "--keep", "kick,snare,hat,open_hat,toms,crash,ride"], "keep"),
+    "bars-0": (["continue", "--bars", "0"], "bars"),
+    "bars-past-32": (["continue", "--bars", "30"], "bars"),
+    "amount-2": (["humanize", "--amount", "2"], "humanize"),
+    "style-unknown": (["drumify", "--style", "nope"], "style"),
+    "drum-map-unknown": (["humanize", "--drum-map", "cowbell"], "drum_map"),
+    "count-0": (["humanize", "--count", "0"], "count"),
+    "no-input": (["humanize", "--input", ""], "only .mid or .midi"),
+}
+
+
+@pytest.mark.parametrize(("args", "field"), MODE_BAD_INPUT.values(), ids=MODE_BAD_INPUT.keys())
+def test_a_bad_mode_option_is_one_error_line_naming_it(args: list[str], field: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    inputs = upload_files(tmp_path)
+    mode, *rest = args
+    argv = [mode, "--input", str(inputs["groove"]), "--style", "funk", "--no-audio", "--out", str(tmp_path / "out"),
+            *rest]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and err.startswith("error: ") and field in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()

@@ -80,6 +80,11 @@ BAD = [  # (id, parameters, the field the error must name)
     ("random_seed-number", {"random_seed": 0}, "random_seed"),
     ("swing_override-text", {"swing_override": "true", "swing": 60}, "swing_override"),
     ("swing_override-null", {"swing_override": None}, "swing_override"),
+    ("drum_map-unknown", {"drum_map": "cowbell"}, "drum_map"),
+    ("drum_map-path", {"drum_map": "../../etc/passwd"}, "drum_map"),
+    ("drum_map-number", {"drum_map": 3}, "drum_map"),
+    ("split_tracks-text", {"split_tracks": "yes"}, "split_tracks"),
+    ("split_tracks-number", {"split_tracks": 1}, "split_tracks"),
 ]
 
 GOOD = [  # (id, parameters): boundary values that must give a groove
@@ -105,13 +110,16 @@ GOOD = [  # (id, parameters): boundary values that must give a groove
     ("tempo-left-out", {"tempo": None}),
     ("kit-left-out", {"kit": None}),
     ("sampling-left-out", {"temperature": None, "top_k": None, "top_p": None}),
+    ("drum_map-name", {"drum_map": "Superior Drummer 3"}),
+    ("drum_map-left-out", {"drum_map": None}),
+    ("split_tracks", {"split_tracks": True, "bars": 2}),
 ]
 
 
 INPUTS = {  # /generate's inputs in order, with its defaults (None: the style's own)
     "style": "funk", "tempo": None, "bars": 4, "kit": None, "humanize": 100, "swing_override": False, "swing": None,
     "fill_every": None, "temperature": None, "top_k": None, "top_p": None, "seed": 0, "random_seed": True,
-    "variation": None,
+    "variation": None, "drum_map": "gm", "split_tracks": False,
 }
 
 
@@ -225,19 +233,34 @@ def test_no_request_reads_files_outside_the_app(served: Served) -> None:  # noqa
             assert exc.code in (400, 403, 404), (target, exc.code)
 
 
-def test_the_app_takes_no_uploads(served: Served) -> None:  # noqa: F811
-    """No component takes a file, and gradio's upload route (open to anyone) refuses every file,
-    so nobody can fill the server's disk through it."""
+def test_only_the_midi_inputs_take_files_and_the_upload_route_takes_only_midi(served: Served) -> None:  # noqa: F811
+    """The only inputs that take a file are the MIDI ones (the page's drop zone, the API's ``midi``),
+    and gradio's upload route (open to anyone) takes a MIDI file of at most the reader's 2 MB and
+    nothing else, so nobody can fill the server's disk through it."""
     import gradio as gr
 
+    from drumgen.midi_io import MAX_MIDI_BYTES
+    from drumgen.web.ui import MidiUpload
+
     takes_files = (gr.File, gr.Audio, gr.Image, gr.Video, gr.UploadButton, gr.Model3D, gr.Gallery)
-    inputs = [b for b in served.blocks.blocks.values() if isinstance(b, takes_files) and b.interactive]
-    assert inputs == []
-    boundary = "drumgenboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.bin\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n{'x' * 100_000}\r\n--{boundary}--\r\n").encode()
-    post = urllib.request.Request(served.url.rstrip("/") + "/gradio_api/upload", data=body,
-                                  headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(post, timeout=10)
-    assert info.value.code == 413
+    inputs = {block._id for fn in served.blocks.fns.values() for block in fn.inputs}
+    takers = [b for b in served.blocks.blocks.values() if isinstance(b, takes_files) and b._id in inputs]
+    assert len(takers) == 2 and all(isinstance(b, MidiUpload) for b in takers)
+
+    def upload(name: str, data: bytes) -> int:
+        boundary = "drumgenboundary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        post = urllib.request.Request(served.url.rstrip("/") + "/gradio_api/upload", data=body,
+                                      headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        try:
+            with urllib.request.urlopen(post, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    midi = b"MThd" + bytes(100_000)
+    assert upload("groove.mid", midi) == 200
+    assert upload("groove.mid", b"MThd" + bytes(MAX_MIDI_BYTES)) == 413  # one byte over the limit
+    assert upload("big.bin", b"x" * 100_000) >= 400
+    assert upload("groove.mid", b"") >= 400
