@@ -114,8 +114,7 @@ def build_app(handlers: AppHandlers, startup_error: str | None = None) -> gr.Blo
                 description = gr.HTML(preset_html(default))
                 with gr.Row():
                     tempo = NamedSlider.of(TEMPO, value=default.default_tempo, step=1, label="Tempo")
-                    bars = NamedSlider.of(BARS, value=4, step=1, label="Bars",
-                                          info="a continuation's new bars too")
+                    bars = NamedSlider.of(BARS, value=4, step=1, label="Bars")
                 with gr.Row():
                     kit = NamedDropdown.of(KIT, choices=[(kit_label(k), k) for k in KIT.choices], value=default.kit,
                                            label="Kit")
@@ -155,7 +154,8 @@ def build_app(handlers: AppHandlers, startup_error: str | None = None) -> gr.Blo
                                            elem_id="midi-upload")
                     mode = gr.Radio(MODE_CHOICES, value="humanize", label="What to do with it", elem_id="mode")
                     quantize = StrictCheckbox.of("quantize", value=False, label="Quantize it first (a played file)")
-                    only_new = StrictCheckbox.of("only_new", value=False, label="Only the new bars", visible=False)
+                    only_new = StrictCheckbox.of("only_new", value=False, label="Only the new bars", visible=False,
+                                                 info="Continue adds as many bars as Bars says, after your file's")
                     keep = VoiceLocks.of(value=list(DEFAULT_KEEP), label="Keep these voices exactly", visible=False,
                                          elem_id="upload-keep")
                     upload_btn = gr.Button("Use my MIDI", variant="secondary", elem_id="upload-btn")

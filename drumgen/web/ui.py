@@ -34,6 +34,7 @@ VOICE_LABELS: dict[str, str] = {
 KIT_LABELS: dict[str, str] = {"tr808": "TR-808"}  # others are their id, capitalized
 ALWAYS_SHOWN = ("closed_hat", "snare", "kick")  # rows drawn even when empty
 LINE_LAYOUTS = (1, 2, 4)  # bars a line of the grid: phone, narrow window, desktop (chosen by the CSS)
+TWO_BARS_MAX_PX, ONE_BAR_MAX_PX = 1100, 480  # window widths at and below which a line holds 2 bars, 1 bar
 
 # SVG geometry (user units; the picture scales to its container)
 LABEL_W, STEP_W, ROW_H, HEAD_H = 64, 12, 19, 15
@@ -435,22 +436,23 @@ CSS = """
 .lock-row { align-items: center; }
 """
 # The drum grid: a label column and one column per bar, in the SVGs' own proportions (LABEL_W to a
-# bar's 16 steps), so labels and bars scale alike; the grid's own width (a container query, not the
-# window's) decides four, two or one bar a line, keeping a 16th step at least ~9 px wide.
+# bar's 16 steps), so labels and bars scale alike. Four bars a line on a desktop, two where the page
+# (or its right column) is narrower, one on a phone, so a 16th step stays at least ~9 px wide. Media
+# queries, not container queries: gradio's scoping of custom CSS drops @container rules.
 _BAR_W = 16 * STEP_W
 CSS += f"""
-.grid-wrap {{ container-type: inline-size; }}
 .drum-grid {{ display: grid; grid-template-columns: minmax(0, {LABEL_W}fr) repeat(4, minmax(0, {_BAR_W}fr));
   row-gap: 8px; max-width: {1.4 * (LABEL_W + 4 * _BAR_W):.0f}px; margin: 0 auto; align-items: start; }}
 .drum-grid svg {{ display: block; width: 100%; height: auto; font-family: ui-sans-serif, system-ui, sans-serif; }}
 .drum-grid .grid-labels:not(.lab-4) {{ display: none; }}
-@container (max-width: 640px) {{
+@media (max-width: {TWO_BARS_MAX_PX}px) {{
   .drum-grid {{ grid-template-columns: minmax(0, {LABEL_W}fr) repeat(2, minmax(0, {_BAR_W}fr)); }}
   .drum-grid .grid-labels.lab-2 {{ display: block; }}
 }}
-@container (max-width: 340px) {{
+@media (max-width: {ONE_BAR_MAX_PX}px) {{
   .drum-grid {{ grid-template-columns: minmax(0, {LABEL_W}fr) minmax(0, {_BAR_W}fr); }}
-  .drum-grid .grid-labels {{ display: block; }}
+  .drum-grid .grid-labels.lab-1 {{ display: block; }}
   .grid-legend {{ padding-left: 0; }}
+  .grid-wrap, .feel {{ padding: 8px; }}
 }}
 """
