@@ -211,8 +211,9 @@ def kick_onsets(part: PartRead) -> list[int]:
     """The grid steps of ``part`` that get a kick: per bar, the strongest half of its onsets (rounded
     up): on a beat first, then on an 8th, then by note length."""
     by_bar: dict[int, list[tuple[int, int]]] = {}
+    loop = part.bars * 4 * PPQ
     for onset, length in zip(part.onsets, part.lengths, strict=True):
-        grid = snap(onset)
+        grid = snap(onset) % loop  # a hit just before the loop's end is its next downbeat, the loop's first
         by_bar.setdefault(grid // (4 * PPQ), []).append((grid, length))
     chosen: list[int] = []
     for hits in by_bar.values():
