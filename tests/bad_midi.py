@@ -89,7 +89,7 @@ def bad_files() -> list[BadFile]:
         BadFile("wrong-suffix", "groove.wav", good, "humanize", r"groove\.wav: only \.mid or \.midi",
                 "a good MIDI file named .wav", route=r"415 only \.mid / \.midi files can be uploaded"),
         BadFile("too-large", "huge.mid", b"MThd" + bytes(MAX_MIDI_BYTES), "humanize",
-                r"limit is 2,097,152 bytes", "2 MB + 1 byte",
+                r"limit is 2,097,152 bytes", "2 MB and 4 bytes",
                 route=r"exceeds the maximum file size of 2097152 bytes|413 .*2,097,152 bytes"),
         BadFile("truncated", "cut.mid", good[:60], "humanize", r"truncated or malformed", "a file cut short"),
         BadFile("garbage-track", "garbage.mid",
