@@ -48,6 +48,7 @@ from drumgen.web.serving import (
     drop_queue_analytics,
     files_max_age,
     install_cache_sweeper,
+    install_session_eviction,
     run_as_job,
     set_compute_slots,
     use_private_gradio_folder,
@@ -76,7 +77,7 @@ EXAMPLES = [  # style, tempo, bars, kit: one click per producer
     ("j_dilla", 90, 4, "standard"), ("metro_boomin", 140, 8, "tr808"), ("questlove", 100, 8, "room"),
 ]
 QUEUE_CONCURRENCY, QUEUE_MAX = 2, 32
-SESSION_CAPACITY = 500  # sessions gradio keeps (about 100 KB each); idle ones go after the files' lifetime
+SESSION_CAPACITY = 200  # sessions gradio keeps (about 250 KB each); idle ones go after the files' lifetime
 ENGINE_EVENTS = "engine"  # every event that runs the engine shares one pool of QUEUE_CONCURRENCY workers
 MAX_UPLOAD_BYTES = MAX_MIDI_BYTES  # gradio's /upload route takes files only as large as the MIDI reader does
 THEME = gr.themes.Soft(
@@ -289,6 +290,7 @@ def launch(blocks: gr.Blocks, **kwargs: Any) -> tuple[Any, str, str]:
     queue_every_event(blocks)
     blocks.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX, api_open=False)
     drop_queue_analytics(blocks)
+    install_session_eviction()
     set_compute_slots(QUEUE_CONCURRENCY)
     for fn in blocks.fns.values():
         if fn.fn is not None:

@@ -136,8 +136,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_loadtest(args: argparse.Namespace) -> int:
-    from drumgen.tools.loadtest import run_loadtest
+    from drumgen.tools.loadtest import run_loadtest, run_sessions
 
+    if args.sessions:
+        print(json.dumps(run_sessions(sessions=args.sessions, files_max_age_s=args.session_age), indent=2))
+        return 0
     print(json.dumps(run_loadtest(users=args.users, requests=args.requests, duration=args.duration, bars=args.bars,
                                   queue_bound=args.queue_bound, settle_s=args.settle), indent=2))
     return 0
@@ -297,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--queue-bound", type=int, default=32, help="the app's queue max_size, for the report")
     lt.add_argument("--settle", type=float, default=0, help="seconds to wait after the load before measuring the "
                     "temp folder again (default 0: no second measurement)")
+    lt.add_argument("--sessions", type=int, default=0, help="instead: this many one-shot sessions, and the app's "
+                    "memory before, right after and once they expired")
+    lt.add_argument("--session-age", type=int, default=10, help="with --sessions: the app's file and session "
+                    "lifetime in seconds (default 10)")
     lt.set_defaults(func=_cmd_loadtest)
     return p
 

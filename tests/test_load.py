@@ -3,7 +3,8 @@
 - ``app.py`` in a subprocess on loopback, driven by 4 concurrent gradio_client users for 120 one-bar
   requests through :func:`drumgen.tools.loadtest.run_loadtest` (the function behind
   ``python -m drumgen loadtest``): every request gets its MIDI, and the app's temp files stay bounded
-  by how long files are kept (here 5 s), not by how many requests were made;
+  by how long files are kept (here 5 s), not by how many requests were made (one copy of each:
+  gradio serves the app's own);
 - more requests at once than the queue holds: the overflow is refused at once with 503 "Queue is
   full" (not left hanging), every accepted request gets its groove, and the app serves again after.
 """
@@ -31,7 +32,7 @@ USERS, REQUESTS, BARS = 4, 120, 1
 CAP_S = 300  # a hung app ends the run here; the request count, not a speed, is what the test asks for
 FILES_MAX_AGE_S = 5  # the app's file lifetime for this test (default 600 s), so its sweep shows within the run
 SWEEP_S = 1  # the app sweeps every max(1, min(60, age // 4)) s
-FILES_PER_REQUEST = 4  # .mid + .wav in the app's folder, and gradio's cached copy of each
+FILES_PER_REQUEST = 2  # .mid + .mp3 preview in the app's folder, which gradio serves without a copy
 SETTLE_S = FILES_MAX_AGE_S + 3 * SWEEP_S
 OVERFLOW = 16  # submitters beyond what the queue and its workers can hold
 BURST_BARS = 2
@@ -96,21 +97,22 @@ def test_a_full_queue_refuses_the_overflow_and_serves_the_rest(served: Served) -
     n = bound + workers + OVERFLOW
     start = threading.Barrier(n)
 
-    def one(_: int) -> tuple[int, str]:
+    def one(_: int) -> tuple[int, str, tuple[str, Any] | None]:
+        """Submit, and read the result at once as a client does (a result nobody reads is dropped)."""
         start.wait(timeout=REQUEST_TIMEOUT_S)
-        return submit(served.url, body)
+        status, event = submit(served.url, body)
+        return status, event, result(served.url, event) if status == 200 else None
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         answers = list(pool.map(one, range(n)))
-    accepted = [event for status, event in answers if status == 200]
-    refused = [(status, text) for status, text in answers if status != 200]
+    accepted = [done for status, _, done in answers if status == 200]
+    refused = [(status, text) for status, text, _ in answers if status != 200]
     assert refused, f"all {n} requests were queued: the queue has no bound"
     assert all(status == 503 and "Queue is full" in text for status, text in refused), refused[:3]
     assert bound <= len(accepted) < n
 
     midis = set()
-    for event_id in accepted:  # every request the queue took gets its groove
-        event, data = result(served.url, event_id)
+    for event, data in accepted:  # every request the queue took gets its groove
         assert event == "complete", data
         midi = data[1]["path"] if isinstance(data[1], dict) else data[1]
         assert midi_to_pattern(Path(midi).read_bytes()).bars == BURST_BARS

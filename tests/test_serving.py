@@ -403,3 +403,26 @@ def test_the_temp_area_lies_in_gradios_folder_so_gradio_serves_it_without_a_copy
     midi = area.write("x.mid", b"MThd")
     assert block.move_resource_to_block_cache(midi) == midi  # handed out where it is
     assert list((tmp_path / "gradio").iterdir()) == [area.root]
+
+
+def test_a_full_session_store_forgets_the_oldest_unconnected_session_first() -> None:
+    from collections import OrderedDict
+
+    from gradio.state_holder import StateHolder
+
+    from drumgen.web.guard import Guard
+    from drumgen.web.serving import install_session_eviction
+
+    own = StateHolder.update
+    try:
+        install_session_eviction()
+        blocks = SimpleNamespace()
+        Guard(blocks).heartbeats["a"] = 1  # the oldest session is an open page
+        holder = StateHolder()
+        holder.blocks, holder.capacity = blocks, 2
+        holder.session_data = OrderedDict((s, object()) for s in "abc")
+        holder.time_last_used = dict.fromkeys("abc")
+        holder.update("c")
+        assert list(holder.session_data) == ["a", "c"] and sorted(holder.time_last_used) == ["a", "c"]
+    finally:
+        StateHolder.update = own

@@ -6,6 +6,9 @@ are done or ``duration`` seconds pass, whichever comes first. Reports requests p
 second, median and 95th-percentile latency, errors, the largest queue seen against
 the app's bound, the app's memory after 10 requests and at the end, and its temp
 folder's size. Traffic goes to loopback only, and the run is bounded in count and time.
+
+``--sessions N`` (:func:`run_sessions`) instead makes N one-shot sessions and reports the app's
+memory before, right after and once they have expired.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +251,77 @@ def run_loadtest(users: int = 16, requests: int = 1000, duration: float = 600.0,
                          **({"after_settle": temp_settled[2]} if settle_s > 0 else {})},
         "app_startup_s": round(startup, 1),
     }
+
+
+def _one_shot_session(url: str, k: int, styles_index: int) -> None:
+    """One session that is never seen again: ``/gradio_api/call/styles`` (a fresh session of its own)
+    or, every other time, ``queue/join`` with a fresh ``session_hash`` and its result stream; both
+    read their result (gradio keeps the session's state either way)."""
+    import httpx
+
+    if k % 2:
+        event_id = httpx.post(url + "gradio_api/call/styles", json={"data": []}, timeout=60).raise_for_status().json()
+        stream = httpx.get(url + f"gradio_api/call/styles/{event_id['event_id']}", timeout=60)
+        if "event: complete" not in stream.text:
+            raise RuntimeError(f"no styles in {stream.text[:200]!r}")
+        return
+    session = f"oneshot{k:06d}"
+    httpx.post(url + "gradio_api/queue/join", json={"data": [], "fn_index": styles_index, "session_hash": session},
+               timeout=60).raise_for_status()
+    stream = httpx.get(url + f"gradio_api/queue/data?session_hash={session}", timeout=60)
+    if "process_completed" not in stream.text:
+        raise RuntimeError(f"no styles in {stream.text[:200]!r}")
+
+
+def run_sessions(sessions: int = 3000, workers: int = 8, files_max_age_s: int = 10, warm: int = 200,
+                 env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``sessions`` one-shot sessions against ``python app.py`` (``/styles``, each with a session_hash of
+    its own, ``workers`` at a time), and the app's RSS before, at its peak, right after, and once the
+    sessions have expired (the app forgets a session idle for as long as its files live: here
+    ``files_max_age_s``). ``warm`` sessions run and expire before "before" is measured, so that the
+    figure compares like with like (imports, the allocator's own caches)."""
+    import httpx
+
+    sweep_s = max(1, min(60, files_max_age_s // 4))
+    expiry_s = files_max_age_s + 3 * sweep_s + 2
+    errors: list[str] = []
+    with AppProcess(env={"DRUMGEN_FILES_MAX_AGE_S": str(files_max_age_s), **(env or {})}) as app:
+        pid = app.proc.pid  # type: ignore[union-attr]
+        config = httpx.get(app.url + "config", timeout=30).json()
+        styles_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "styles")
+
+        def batch(first: int, n: int) -> tuple[float, float]:
+            peak = 0.0
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for k, done in enumerate(pool.map(lambda i: _safe(_one_shot_session, app.url, i, styles_index),
+                                                  range(first, first + n))):
+                    if done:
+                        errors.append(done)
+                    if k % 100 == 0:
+                        peak = max(peak, rss_mb(pid))
+            return peak, time.perf_counter()
+
+        batch(0, warm)
+        time.sleep(expiry_s)
+        before = rss_mb(pid)
+        t0 = time.perf_counter()
+        peak, t1 = batch(warm, sessions)
+        right_after = rss_mb(pid)
+        time.sleep(expiry_s)
+        after = rss_mb(pid)
+    return {
+        "sessions": sessions, "errors": len(errors), "error_examples": errors[:5],
+        "sessions_per_s": round(sessions / (t1 - t0), 1),
+        "app_rss_mb": {"before": round(before, 1), "peak": round(max(peak, right_after), 1),
+                       "right_after": round(right_after, 1), "after_expiry": round(after, 1),
+                       "growth_percent": round(100 * (after - before) / before, 1)},
+        "expiry_s": expiry_s,
+    }
+
+
+def _safe(fn: Any, *args: Any) -> str | None:
+    try:
+        fn(*args)
+        return None
+    except Exception as exc:  # every failure is a figure of the test
+        return f"{type(exc).__name__}: {exc}"[:300]

@@ -224,12 +224,12 @@ def sweep_gradio_cache(blocks: Any, age: float | None) -> None:
 
 def expire_sessions(blocks: Any, idle_s: float) -> int:
     """Forget the sessions unused for ``idle_s`` seconds that have no open connection and no call
-    waiting: gradio's per-session state (a copy of every component's config, about 100 KB, made for
+    waiting: gradio's per-session state (a copy of every component's config, about 250 KB, made for
     every session_hash it sees, even a one-shot API call's) and the queue's per-session records; the
     freed memory goes back to the OS. Returns how many sessions were forgotten.
 
     Gradio keeps up to ``state_session_capacity`` sessions (the app sets a small bound) and forgets
-    them only when that is full.
+    one only when that is full (see :func:`install_session_eviction`).
     """
     holder, queue, guard = blocks.state_holder, blocks._queue, guard_of(blocks)
     cutoff = datetime.datetime.now() - datetime.timedelta(seconds=idle_s)
@@ -275,6 +275,30 @@ def install_cache_sweeper() -> None:
 
     if hasattr(gradio.route_utils, "delete_files_created_by_app"):
         gradio.route_utils.delete_files_created_by_app = sweep
+
+
+def _evict_unconnected(holder: Any, session_id: str) -> None:
+    """``StateHolder.update`` with the sessions that have an open connection (a page, a client's
+    stream) kept: past the capacity the oldest session without one goes (gradio's own drops the
+    oldest of all, so a flood of one-shot calls would push out a page's state, its grooves with it)."""
+    guard = guard_of(getattr(holder, "blocks", None))
+    with holder.lock:
+        if session_id in holder.session_data:
+            holder.session_data.move_to_end(session_id)
+        while len(holder.session_data) > holder.capacity:
+            victim = next((s for s in holder.session_data
+                           if s != session_id and not (guard is not None and guard.present(s))), None)
+            if victim is None:  # every session is connected: keep them all
+                break
+            holder.session_data.pop(victim, None)
+            holder.time_last_used.pop(victim, None)
+
+
+def install_session_eviction() -> None:
+    """Make gradio's session store, once full, forget the oldest session that has no open connection."""
+    from gradio.state_holder import StateHolder
+
+    StateHolder.update = _evict_unconnected
 
 
 def drop_queue_analytics(blocks: Any) -> None:
