@@ -151,10 +151,10 @@ class AppHandlers:
                 raise _user_error(str(exc)) from None
             summary = {**groove.summary, "preview": Path(preview_path).name if preview_path else None,
                        "notices": notices}
-            gm = groove.midi if (summary["settings"]["drum_map"] == DEFAULT_DRUM_MAP
-                                 and not summary["settings"]["split_tracks"]) else pattern_to_midi_bytes(
-                groove.pattern, check=False)
-            page = PageGroove(gm, groove.filename, summary["settings"]["kit"], groove.sample_rate)
+            settings = summary["settings"]
+            in_gm = settings["drum_map"] == DEFAULT_DRUM_MAP and not settings["split_tracks"]
+            gm = groove.midi if in_gm else pattern_to_midi_bytes(groove.pattern, check=False)
+            page = PageGroove(gm, groove.filename, settings["kit"], groove.sample_rate)
             made.append(Made(preview_path, midi_path, summary, groove.pattern, page))
             files.append((groove.filename, groove.midi))
             if preview_path and preview:

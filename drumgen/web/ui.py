@@ -1,5 +1,6 @@
 """UI-only helpers for the Gradio app (``app.py``): input components whose errors name their
-field, the drum-grid picture (an inline SVG) and the feel readout (HTML).
+field, the MIDI drop zone and the voice lock boxes, the drum-grid picture (inline SVGs, one per bar)
+and the feel readout (HTML), and the page's CSS (the phone layout included).
 
 Nothing here generates music; it only formats what the engine returns. Imports gradio, so the
 library never imports this module.
