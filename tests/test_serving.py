@@ -388,6 +388,9 @@ def test_idle_sessions_are_forgotten_but_busy_or_connected_ones_kept() -> None:
     Guard(blocks).heartbeats["c"] = 1  # an open page
     assert expire_sessions(blocks, idle_s=60) == 1
     assert sorted(holder.session_data) == ["b", "c", "d"] and sorted(holder.time_last_used) == ["b", "c", "d"]
+    # "z" has no state (gradio evicted it): its unread result waits one lifetime from when it is first seen so
+    assert queue.pending_event_ids_session == {"z": set()} and list(queue.pending_messages_per_session) == ["z"]
+    expire_sessions(blocks, idle_s=0)
     assert queue.pending_event_ids_session == {} and queue.pending_messages_per_session == {}
 
 

@@ -59,6 +59,7 @@ API = "/gradio_api"
 MAX_BODY_BYTES = 64 * 1024  # a call is a few hundred bytes of JSON (files go through the upload route)
 MAX_INT_DIGITS = 4000  # Python's JSON parser refuses integers over 4300 digits
 SESSION_HASH = re.compile(r"[A-Za-z0-9_-]{1,64}")  # gradio_client sends a UUID, the page 11 random characters
+CLOSE_STREAM = b'data: {"msg":"close_stream"'  # the last message of a queue/data stream (orjson's spacing)
 BUSY_WAIT_S = 1.0  # a session's last call may still be closing when its next one arrives
 LOG_EVERY_S = 10.0
 CLOSED_PREFIXES = (f"{API}/run/", f"{API}/api/", f"{API}/component_server", f"{API}/process_recording")
@@ -155,8 +156,9 @@ class QuietLog:
     """One short line per refusal, at most one per ``every`` seconds per kind (the rest are counted
     into the next line), so a flood of bad requests cannot flood the log."""
 
-    def __init__(self, every: float = LOG_EVERY_S) -> None:
+    def __init__(self, every: float = LOG_EVERY_S, logger: logging.Logger = log) -> None:
         self.every = every
+        self.log = logger
         self.last: dict[str, float] = {}
         self.held: Counter[str] = Counter()
 
@@ -167,7 +169,7 @@ class QuietLog:
             return
         self.last[kind] = now
         more = self.held.pop(kind, 0)
-        log.info("%s%s", text[:200], f" (and {more} more like it)" if more else "")
+        self.log.info("%s%s", text[:200], f" (and {more} more like it)" if more else "")
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -334,8 +336,11 @@ class Guard:
         return any(e.session_hash == session_hash and (fn_index is None or e.fn._id == fn_index) for e in events)
 
     def pending(self, session_hash: str) -> bool:
-        """Whether this session has a result not yet read (queued, running or finished)."""
-        return bool(self.blocks._queue.pending_event_ids_session.get(session_hash))
+        """Whether this session has a result not yet read (queued, running or finished) that gradio can
+        still stream (it keeps the message queues of its 2,000 latest sessions)."""
+        queue = self.blocks._queue
+        return bool(queue.pending_event_ids_session.get(session_hash)) and session_hash in (
+            queue.pending_messages_per_session)
 
     def session_of_event(self, event_id: str) -> str | None:
         queue = self.blocks._queue
@@ -463,7 +468,7 @@ class GuardMiddleware:
                     del guard.streams[session]
 
         async def watched(message: Message) -> None:
-            if message["type"] == "http.response.body" and b'"close_stream"' in message.get("body", b""):
+            if message["type"] == "http.response.body" and CLOSE_STREAM in message.get("body", b""):
                 close()  # before the client sees it, so its next call may open a stream at once
             await send(message)
 

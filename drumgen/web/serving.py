@@ -247,10 +247,19 @@ def expire_sessions(blocks: Any, idle_s: float) -> int:
             queue.pending_event_ids_session.pop(session, None)
             queue.pending_messages_per_session.pop(session, None)
             gone += 1
-    for session in list(queue.pending_event_ids_session):  # results nobody came for, of forgotten sessions
-        if session not in holder.session_data and idle(session):
+    # Results nobody came for, of sessions gradio keeps no state for (evicted, or never made): they have no
+    # time of last use, so they go once seen stateless and idle at sweeps ``idle_s`` apart.
+    now = time.monotonic()
+    seen: dict[str, float] = blocks.__dict__.setdefault("drumgen_stateless_since", {})
+    for session in list(queue.pending_event_ids_session):
+        if session in holder.session_data or not idle(session):
+            seen.pop(session, None)
+        elif now - seen.setdefault(session, now) >= idle_s:
             queue.pending_event_ids_session.pop(session, None)
             queue.pending_messages_per_session.pop(session, None)
+            seen.pop(session, None)
+    for session in [s for s in seen if s not in queue.pending_event_ids_session]:
+        seen.pop(session, None)
     if gone:
         gc.collect()
         release_free_memory()
@@ -389,7 +398,7 @@ class _Slots:
 
 _SLOTS = _Slots(2)
 _JOB: contextvars.ContextVar[Job | None] = contextvars.ContextVar("drumgen_job", default=None)
-_QUIET = QuietLog()
+_QUIET = QuietLog(logger=log)
 
 
 def set_compute_slots(n: int) -> None:
