@@ -175,8 +175,8 @@ def genre_report(engine: Engine, preset: StylePreset, reference: dict[str, Any],
     gen_timing = timing_stats(default_humanized)
     real_timing = reference["timing"]
     out["timing"] = {
-        "generated": {v: gen_timing.get(v) for v in ("kick", "snare", "hat")},
-        "real": {v: real_timing.get(v) for v in ("kick", "snare", "hat")},
+        "generated": {v: gen_timing["voices"].get(v) for v in ("kick", "snare", "hat")},
+        "real": {v: real_timing["voices"].get(v) for v in ("kick", "snare", "hat")},
         "snare_vs_hat_ms": {"generated": gen_timing.get("snare_vs_hat_ms"), "real": real_timing.get("snare_vs_hat_ms")},
         "kick_vs_hat_ms": {"generated": gen_timing.get("kick_vs_hat_ms"), "real": real_timing.get("kick_vs_hat_ms")},
     }
