@@ -141,23 +141,24 @@ class Engine:
             return load_bundle(str(self.styles.model_path(preset.id)))
         return self.model, self.tokenizer, self.metadata
 
-    def constraints(self, plan: ResolvedRequest, gen_fills: set[int], opening: bool = True,
+    def constraints(self, plan: ResolvedRequest, gen_bars: int, gen_fills: set[int], opening: bool = True,
                     phrase: Sequence[Sequence[BarHit]] | None = None) -> list[Constraint]:
         """The constraints every sample of ``plan`` follows after the grammar: fill bars, a crash on the
-        downbeat after each fill, with ``opening`` a kick on the first downbeat (and a backbeat style's
-        snare on 2 and 4) in the first bar, and the loop lean toward the groove's own first phrase (or
-        ``phrase``, e.g. a prompt's last bars)."""
+        downbeat after each fill, with ``opening`` a kick on the first downbeat and a backbeat style's
+        snare on 2 and 4 (in the first bar, or in every beat bar of a programmed style), and the loop
+        lean toward the groove's own first phrase (or ``phrase``, e.g. a prompt's last bars)."""
         vocab = self.grammar.vocab
         rules: list[Constraint] = [FillBars(vocab, gen_fills)]
         # a fill builds into the next downbeat: the bar after it lands on a crash
         required = {bar + 1: [RequiredHit(0, CRASH, vocab.hits_at_least(CRASH, LANDING_CRASH_VELOCITY))]
                     for bar in gen_fills}
         if opening:
-            first = [RequiredHit(0, KICK, vocab.hits_at_least(KICK, OPENING_KICK_VELOCITY))]
-            if plan.preset.backbeat:
-                snare = vocab.hits_at_least(SNARE, BACKBEAT_VELOCITY)
-                first += [RequiredHit(step, SNARE, snare) for step in BACKBEAT_STEPS]
-            required[0] = first
+            required.setdefault(0, []).append(RequiredHit(0, KICK, vocab.hits_at_least(KICK, OPENING_KICK_VELOCITY)))
+            snare = vocab.hits_at_least(SNARE, BACKBEAT_VELOCITY)
+            backbeat_bars = {"none": [], "first_bar": [0], "every_bar": range(gen_bars)}[plan.preset.backbeat]
+            for bar in backbeat_bars:
+                if bar not in gen_fills:
+                    required.setdefault(bar, []).extend(RequiredHit(step, SNARE, snare) for step in BACKBEAT_STEPS)
         if required:
             rules.append(FixedHits(vocab, required))
         if plan.variation < 1.0:
@@ -181,7 +182,7 @@ class Engine:
         gen_bars = math.ceil(plan.bars / factor)
         gen_fills = {b // factor for b in plan.fill_bars}
         prefix = prompt or tokenizer.prefix(preset.genre, plan.tempo / factor)
-        rules = [*self.constraints(plan, gen_fills, opening, phrase), *extra]
+        rules = [*self.constraints(plan, gen_bars, gen_fills, opening, phrase), *extra]
         seeds = plan.seeds
         states = []
         for start in range(0, len(seeds), MAX_SAMPLES):

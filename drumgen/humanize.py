@@ -163,7 +163,8 @@ def add_ghost_notes(hits: Sequence[Hit], pattern: Pattern, share: float, seed: i
 
     Places are chosen per position inside the ``phrase_bars``-bar phrase (ranked by a keyed draw,
     weighted toward the e and a of the beat) and filled in every beat bar at that phrase position, so
-    the ghosts repeat with the loop; with ``variation`` > 0 some bars skip some of them. A 16th that
+    the ghosts repeat with the loop (whole places only: the share lands within half a place of the
+    target); with ``variation`` > 0 some bars skip some of them. A 16th that
     holds a snare hit (or is within a 32nd of one) never gets a ghost; fill bars get none.
     """
     notes = [h.note for h in hits]
@@ -192,15 +193,12 @@ def add_ghost_notes(hits: Sequence[Hit], pattern: Pattern, share: float, seed: i
         pp, step = divmod(int(flat), per_bar)
         velocity = int(DEFAULT_GHOST_VELOCITY + lo + keyed_random.uniform(seed, "ghost-velocity", pp, step)[()]
                        * (hi - lo + 1))
-        for bar in beat_bars:
-            if bar % phrase != pp:
-                continue
-            cell = bar * per_bar + step
-            if cell in taken:
-                continue
-            if variation > 0 and keyed_random.uniform(seed, "ghost-skip", bar, step)[()] < (
-                    variation * GHOST_BREAK_WITH_VARIATION):
-                continue
+        cells = [bar * per_bar + step for bar in beat_bars if bar % phrase == pp and bar * per_bar + step not in taken
+                 and not (variation > 0 and keyed_random.uniform(seed, "ghost-skip", bar, step)[()]
+                          < variation * GHOST_BREAK_WITH_VARIATION)]
+        if added and len(added) + len(cells) / 2 > need:  # a whole place more would overshoot more than it helps
+            break
+        for cell in cells:
             onset = cell * t16
             added.append(Hit(Note(onset, VOICE_PITCH["snare"], min(GHOST_MAX_VELOCITY, max(1, velocity))), onset))
             taken.add(cell)

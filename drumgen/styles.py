@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 KINDS: tuple[str, ...] = ("producer", "genre")
 HAT_LINES: tuple[str, ...] = ("model", "trap")
+BACKBEATS: tuple[str, ...] = ("none", "first_bar", "every_bar")
 PRODUCER_ORDER: tuple[str, ...] = ("j_dilla", "metro_boomin", "questlove")  # listed first, in this order
 
 DEFAULT_TEMPO_SCALE = 1.0
@@ -76,7 +77,8 @@ class UnknownStyleError(ValueError):
 @dataclass(frozen=True)
 class StylePreset:
     """One style. ``tempo_scale`` multiplies the tempo the model is conditioned on (0.5 = half-time
-    feel); ``backbeat`` makes the first bar play a loud snare on beats 2 and 4 (of the generated bar);
+    feel); ``backbeat`` makes the first bar (``"first_bar"``, TOML ``true``) or every beat bar
+    (``"every_bar"``, a programmed style's) play a loud snare on beats 2 and 4 of the generated bar;
     ``hats`` is ``"model"`` (the model's hats) or ``"trap"`` (a full-tempo trap hat line in place of
     the half-time hats); ``fill_every`` is bars between fills (0 = none, default); ``checkpoint`` is a
     repo-root-relative model path (default None = the shared checkpoint); ``version`` defaults to 1.
@@ -95,7 +97,7 @@ class StylePreset:
     top_k: int
     top_p: float
     variation: float = DEFAULT_VARIATION
-    backbeat: bool = False
+    backbeat: str = "none"
     hats: str = "model"
     humanize: HumanizeParams = field(default_factory=HumanizeParams)
     fill_every: int = DEFAULT_FILL_EVERY
@@ -193,12 +195,6 @@ class _Reader:
             raise self.fail(key, f"must be a non-empty string, got {value!r}")
         return value.strip()
 
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.table.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(key, f"must be true or false, got {value!r}")
-        return value
-
     def choice(self, key: str, choices: tuple[str, ...] | dict[str, int]) -> str:
         value = self.string(key)
         if value not in choices:
@@ -282,6 +278,13 @@ def _read_humanize(path: Path, r: _Reader, articulations: tuple[Articulation, ..
     )
 
 
+def _backbeat(cond: _Reader) -> str:
+    value = cond.table.get("backbeat", False)
+    if isinstance(value, bool):
+        return "first_bar" if value else "none"
+    return cond.choice("backbeat", BACKBEATS)
+
+
 def load_preset(path: str | os.PathLike[str]) -> StylePreset:
     """Parse and validate one preset file; raises ``StylePresetError`` naming the file and field.
 
@@ -339,7 +342,7 @@ def load_preset(path: str | os.PathLike[str]) -> StylePreset:
         description=r.string("description"),
         kind=r.choice("kind", KINDS),
         genre=cond.choice("genre", GENRES),
-        backbeat=cond.boolean("backbeat", False),
+        backbeat=_backbeat(cond),
         hats=cond.choice("hats", HAT_LINES) if "hats" in cond.table else "model",
         tempo_scale=tempo_scale,
         tempo_range=(lo, hi),

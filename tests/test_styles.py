@@ -26,7 +26,6 @@ from drumgen.styles import (
     load_preset,
     preset_problems,
 )
-from drumgen.voices import VOICES
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "styles"
 PRODUCERS = ("j_dilla", "metro_boomin", "questlove")
@@ -143,7 +142,8 @@ def test_genre_presets_differ_where_musicians_expect() -> None:
     assert get_style("jazz").kit in ("jazz", "brush") and get_style("metro_boomin").kit == "tr808"
     assert get_style("punk").tempo_range[0] > get_style("rock").tempo_range[0]
     assert get_style("metro_boomin").hats == "trap" and get_style("metro_boomin").tempo_scale == 0.5
-    backbeat = {p.id for p in list_styles() if p.backbeat}
+    backbeat = {p.id for p in list_styles() if p.backbeat != "none"}
+    assert get_style("metro_boomin").backbeat == "every_bar" and get_style("rock").backbeat == "first_bar"
     assert {"rock", "pop", "soul", "funk", "hiphop", "j_dilla", "questlove"} <= backbeat
     assert not backbeat & {"jazz", "latin", "afrocuban", "reggae"}
     assert get_style("punk").kit == "power"
