@@ -331,10 +331,10 @@ class FedTokens(DrumPatternTransformer):
         super().__init__(config)
         self.fed: list[int] = []
 
-    def forward(self, idx, cache=None, last_only=False):
+    def forward(self, idx, cache=None, last_only=False, with_timing=False):
         if idx.size(1) == 1:
             self.fed += idx[:, 0].tolist()
-        return super().forward(idx, cache, last_only)
+        return super().forward(idx, cache, last_only, with_timing)
 
 
 def test_the_model_is_fed_only_tokens_it_was_trained_on(tok) -> None:
@@ -354,10 +354,12 @@ class Biased(DrumPatternTransformer):
         super().__init__(config)
         self.rows, self.rebuild = rows, rebuild  # (B, V), (V,)
 
-    def forward(self, idx, cache=None, last_only=False):
-        logits = super().forward(idx, cache, last_only)
+    def forward(self, idx, cache=None, last_only=False, with_timing=False):
+        out = super().forward(idx, cache, last_only, with_timing)
+        logits, timing = out if with_timing else (out, None)
         bias = self.rows if idx.size(0) == self.rows.size(0) else self.rebuild[None]
-        return logits + bias[:, None, :]
+        logits = logits + bias[:, None, :]
+        return (logits, timing) if with_timing else logits
 
 
 def bar_end_bias(tok: DrumTokenizer, amount: float) -> torch.Tensor:

@@ -113,7 +113,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, src / name, ignore=ignore)
     # as gradio leaves beside a custom component's module when the app has run in the checkout
-    (src / "drumgen" / "ui.pyi").write_text("class FieldSlider: ...\n")
+    (src / "drumgen" / "web" / "ui.pyi").write_text("class FieldSlider: ...\n")
     out = tmp_path_factory.mktemp("dist")
     run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                           str(src), "-w", str(out)], capture_output=True, text=True, timeout=300)
@@ -133,7 +133,7 @@ def test_wheel_has_the_code_and_nothing_else(wheel: Path) -> None:
     tops = {n.split("/")[0] for n in files}
     dist_info = "-".join(wheel.name.split("-")[:2]) + ".dist-info"  # drumgen-0.1.0.dist-info
     assert tops == {"drumgen", dist_info}, f"the wheel holds more than the package: {sorted(tops)}"
-    modules = {f"drumgen/{p.name}" for p in (ROOT / "drumgen").glob("*.py")}
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "drumgen").rglob("*.py")}
     assert modules <= set(files), f"modules missing from the wheel: {sorted(modules - set(files))}"
     stubs = [n for n in files if n.endswith(".pyi")]
     assert not stubs, f"gradio's generated stubs went into the wheel: {stubs}"

@@ -268,6 +268,9 @@ def test_backbeat_and_kick_presence() -> None:
     assert not has_backbeat(loop(2, trap_bar))  # a half-time snare on 3 is no 2-and-4 backbeat
     one = Pattern(notes=[Note(BAR + 12 * T16 - 10, CLAP, 90)], bars=2)  # a hair early on beat 4
     assert has_backbeat(one) and not has_kick(one)
+    laid_back = Pattern(notes=[Note(4 * T16 + T16 * 6 // 10, SNARE, 100)], bars=1)  # 0.6 of a 16th late
+    assert has_backbeat(laid_back)
+    assert not has_backbeat(Pattern(notes=[Note(5 * T16, SNARE, 100)], bars=1))  # on the next 16th: no backbeat
     assert not has_kick(Pattern(notes=[], bars=1)) and not has_backbeat(Pattern(notes=[], bars=1))
 
 

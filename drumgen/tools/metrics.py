@@ -105,6 +105,7 @@ def bar_features(pattern: Pattern) -> np.ndarray:
 
 GHOST_MAX_VELOCITY = _GHOST_MAX_VELOCITY  # a hit at or below this velocity counts as a ghost note
 BACKBEAT_STEPS = (4, 12)  # beats 2 and 4 on the 16th grid of a 4/4 bar
+BACKBEAT_LATE_16THS = 0.75  # how late a backbeat snare may land (J Dilla's lean far behind the beat)
 HALF_TIME_SNARE_STEP = 8  # beat 3: the half-time (trap) snare
 HAT_LINE_MIN_CELLS = 7  # a bar "holds a hat line" with hats on at least 7 of its 16 cells
 # A hat roll: hats closer than a 16th (32nds: 0.5, 16th triplets: 0.67 of a 16th apart). Gaps
@@ -444,10 +445,14 @@ def trap_checks(patterns: Sequence[Pattern]) -> dict[str, float | int | None]:
 
 def has_backbeat(pattern: Pattern) -> bool:
     """True when at least one bar has a snare hit louder than a ghost (velocity > 40) on beat 2 or
-    4 (steps 4 and 12, nearest 16th). Clap and side stick count as snare (the nine-voice reduction)."""
+    4 (steps 4 and 12): from half a 16th early to ``BACKBEAT_LATE_16THS`` late, since a laid-back
+    snare is still the backbeat. Clap and side stick count as snare (the nine-voice reduction)."""
     onsets, voice, vel = _hits(pattern)
-    step = _steps(pattern, onsets) % STEPS_PER_BAR
-    return bool(((voice == SNARE) & (vel > GHOST_MAX_VELOCITY) & np.isin(step, BACKBEAT_STEPS)).any())
+    sixteenths = onsets / (pattern.ticks_per_bar / STEPS_PER_BAR) % STEPS_PER_BAR
+    near = np.zeros(len(onsets), dtype=bool)
+    for beat in BACKBEAT_STEPS:
+        near |= (sixteenths >= beat - 0.5) & (sixteenths < beat + BACKBEAT_LATE_16THS)
+    return bool(((voice == SNARE) & (vel > GHOST_MAX_VELOCITY) & near).any())
 
 
 def has_kick(pattern: Pattern) -> bool:
