@@ -220,6 +220,9 @@ def build_app(handlers: AppHandlers, startup_error: str | None = None) -> gr.Blo
             api_keep = VoiceLocks.of(value=list(DEFAULT_KEEP), label="keep")
             api_quantize = StrictCheckbox.of("quantize", value=False, label="quantize")
             api_only_new = StrictCheckbox.of("only_new", value=False, label="only_new")
+            # the API's seed is used when given (the page's "Random seed" box starts ticked); none = random
+            api_seed = NamedNumber.of(SEED, value=None, label="seed")
+            api_random_seed = StrictCheckbox.of("random_seed", value=False, label="random_seed")
             api_one = NamedNumber.of(VARIATIONS, value=1, label="variations")
             api_four = NamedNumber.of(VARIATIONS, value=MAX_UI_VARIATIONS, label="variations")
             api_preview = gr.Audio(type="filepath", label="preview")
@@ -249,9 +252,9 @@ def build_app(handlers: AppHandlers, startup_error: str | None = None) -> gr.Blo
                                      **engine, **private)
 
         api_common = [style, api_tempo, bars, api_kit, humanize, swing_override, api_swing, api_fill_every,
-                      api_temperature, api_top_k, api_top_p, seed, random_seed, api_variation]
-        api_sampling = [api_kit, api_fill_every, api_temperature, api_top_k, api_top_p, api_variation, seed,
-                        random_seed, api_one, drum_map, split_tracks]
+                      api_temperature, api_top_k, api_top_p, api_seed, api_random_seed, api_variation]
+        api_sampling = [api_kit, api_fill_every, api_temperature, api_top_k, api_top_p, api_variation, api_seed,
+                        api_random_seed, api_one, drum_map, split_tracks]
         one_groove = [api_preview, api_midi_out, api_summary]
         grooves = [*one_groove, api_zip]
         api_buttons["generate"].click(handlers.generate, [*api_common, drum_map, split_tracks], one_groove,
@@ -260,8 +263,9 @@ def build_app(handlers: AppHandlers, startup_error: str | None = None) -> gr.Blo
                                                  [*api_common, api_four, drum_map, split_tracks], grooves,
                                                  api_name="generate_variations", **engine)
         api_buttons["humanize"].click(handlers.humanize, [api_midi, style, humanize, swing_override, api_swing,
-                                                          api_quantize, api_kit, seed, random_seed, api_one, drum_map,
-                                                          split_tracks], grooves, api_name="humanize", **engine)
+                                                          api_quantize, api_kit, api_seed, api_random_seed, api_one,
+                                                          drum_map, split_tracks], grooves, api_name="humanize",
+                                      **engine)
         api_buttons["continue"].click(handlers.continue_groove, [api_midi, style, bars, api_only_new, humanize,
                                                                  swing_override, api_swing, *api_sampling], grooves,
                                       api_name="continue", **engine)

@@ -67,7 +67,7 @@ INSTALL_HINT = (
 
 
 class AudioUnavailableError(RuntimeError):
-    """FluidSynth (libfluidsynth / pyfluidsynth) cannot be loaded; the message says how to install it."""
+    """FluidSynth (libfluidsynth / pyfluidsynth) or its SoundFont cannot be loaded; the message says how to fix it."""
 
 
 def _load_fluidsynth() -> ModuleType:
@@ -224,7 +224,9 @@ def _get_synth(soundfont: Path, sample_rate: int) -> _SynthHandle:
         sfid = synth.sfload(str(soundfont))
         if sfid < 0:
             synth.delete()
-            raise ValueError(f"FluidSynth could not load the SoundFont {soundfont}")
+            # the MIDI is still good: this is missing audio (kept, with a notice), not a bad request
+            raise AudioUnavailableError(f"FluidSynth could not load the SoundFont {soundfont} (corrupt or not a .sf2); "
+                                        f"set {SOUNDFONT_ENV} to a valid one or reinstall fluid-soundfont-gm")
         load_seconds = time.perf_counter() - start
         _load_count += 1
         log.info("loaded SoundFont %s at %d Hz in %.2f s", soundfont.name, sample_rate, load_seconds)

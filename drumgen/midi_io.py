@@ -1,6 +1,6 @@
 """MIDI export and import: a :class:`~drumgen.pattern.Pattern` to and from a Standard MIDI File.
 
-Exported files are type 1 at 480 PPQ with two tracks:
+Exported files are type 1 at 480 PPQ with a conductor track and the drums:
 
 * track 0 (conductor): ``set_tempo``, ``time_signature``, one ``text`` event
   ``"key=value"`` per ``pattern.meta`` item (the generation recipe, keys sorted),
@@ -33,7 +33,7 @@ from pathlib import Path
 import mido
 from symusic import Score, Track
 
-from drumgen.constants import MAX_BARS, PPQ
+from drumgen.constants import MAX_BARS, MAX_TEMPO, MIN_TEMPO, PPQ
 from drumgen.drum_maps import DrumMap, remap_notes
 from drumgen.limits import BARS
 from drumgen.pattern import Note, Pattern, clamp_velocity
@@ -358,6 +358,8 @@ def read_part(source: str | Path | bytes) -> PartRead:
     if not tracks:
         raise MidiImportError("the file has no notes")
     tempo = _tempo(score, notices)
+    if not MIN_TEMPO <= tempo <= MAX_TEMPO:  # drums follow the part at its own tempo, so it must be playable
+        raise MidiImportError(f"the part's tempo {tempo:g} BPM is outside {MIN_TEMPO:g}-{MAX_TEMPO:g} BPM")
     notes = sorted(score_notes(score, tracks))
     bars = max(1, math.ceil((notes[-1].onset + 1) / (4 * PPQ)))
     if bars > MAX_BARS:

@@ -27,6 +27,7 @@ from drumgen.constants import MAX_BARS, PPQ
 from drumgen.constraints import BarHit, FixedHits, RequiredHit, Vocabulary, vocabulary
 from drumgen.engine import Engine, Groove, Sampled
 from drumgen.humanize import LearnedTiming
+from drumgen.limits import shown
 from drumgen.midi_io import PartRead
 from drumgen.pattern import Note, Pattern
 from drumgen.request import GenerateRequest, ResolvedRequest
@@ -234,7 +235,7 @@ def _voices(keep: Iterable[str]) -> list[str]:
             continue
         name = aliases.get(name, name) or name
         if name not in LOCKABLE:
-            raise ValueError(f"keep must name voices from {', '.join(LOCKABLE)} (or hat, toms), got {name!r}")
+            raise ValueError(f"keep must name voices from {', '.join(LOCKABLE)} (or hat, toms), got {shown(name)}")
         voices.append(name)
     if not voices:
         raise ValueError(f"keep must name at least one voice from {', '.join(LOCKABLE)}")

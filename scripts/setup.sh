@@ -48,3 +48,9 @@ if [ ! -f "$stamp" ] && ! { [ "$dev" = 0 ] && [ -f ".venv/.installed-$key-1" ]; 
   bash scripts/install_deps.sh .venv/bin/python "$lock"
   rm -f .venv/.installed-*; touch "$stamp"
 fi
+# the `drumgen` command (.venv/bin/drumgen): this checkout installed in editable mode, so it runs
+# the code and data folders in place
+if [ ! -x .venv/bin/drumgen ]; then
+  log=$(.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1) \
+    || { echo "$log" >&2; fail "pip install -e . (the drumgen command)"; }
+fi

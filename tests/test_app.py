@@ -100,6 +100,14 @@ def test_random_seed_is_reported(client: Any) -> None:  # noqa: F811
     assert isinstance(summary["seed"], int) and f"seed{summary['seed']}.mid" in midi_path
 
 
+def test_a_given_seed_is_used_and_a_left_out_one_is_random(client: Any) -> None:  # noqa: F811
+    """An API caller who passes only ``seed`` gets that seed (the page's "Random seed" box starts
+    ticked, the API's does not); one who passes none gets a fresh random seed each call."""
+    assert generate(client, style="rock", bars=1, seed=123)[2]["seed"] == 123
+    seeds = {generate(client, style="rock", bars=1)[2]["seed"] for _ in range(3)}
+    assert len(seeds) == 3
+
+
 # --- the controls reach the groove ----------------------------------------------------------------
 def test_swing_moves_the_off_beat_16ths_later(client: Any) -> None:  # noqa: F811
     """The same seed at swing 50 and 70: the same hits, the off-beat 16ths played later by the

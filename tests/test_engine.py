@@ -12,12 +12,12 @@ from mock_model import HAT, HAT_STEPS, KICK, KICK_STEPS, SNARE, SNARE_STEPS, Moc
 
 from drumgen.constants import PPQ
 from drumgen.engine import Engine
-from drumgen.rules import stretch
 from drumgen.generate import generate_pattern
 from drumgen.midi_io import midi_to_pattern
 from drumgen.model_loader import load_model
 from drumgen.pattern import Note, Pattern
 from drumgen.request import GenerateRequest
+from drumgen.rules import stretch
 from drumgen.styles import StyleRegistry
 from drumgen.tokenizer import TICKS_PER_STEP, DrumTokenizer
 

@@ -104,6 +104,18 @@ def test_missing_soundfont_still_gives_the_midi_with_a_notice(served: Served,  #
     assert "MIDI file is fine" in summary["notices"][0]
 
 
+def test_corrupt_soundfont_still_gives_the_midi_with_a_notice(served: Served,  # noqa: F811
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    corrupt = tmp_path / "broken.sf2"
+    corrupt.write_bytes(b"RIFF\x10\x00\x00\x00sfbk not a soundfont")
+    monkeypatch.setenv("DRUMGEN_SOUNDFONT", str(corrupt))
+    audio_path, midi_path, summary = generate(served.client, bars=2)
+    assert audio_path is None
+    assert midi_to_pattern(Path(midi_path).read_bytes()).bars == 2
+    assert "could not load the SoundFont" in summary["notices"][0] and "MIDI file is fine" in summary["notices"][0]
+
+
 def no_fluidsynth() -> None:
     raise AudioUnavailableError(f"{INSTALL_HINT} (OSError: libfluidsynth.so.3: cannot open shared object file)")
 
