@@ -95,4 +95,7 @@ def run_mode(engine: Engine, mode: str, data: bytes, request: GenerateRequest, o
         grooves = drumify_part(engine, request, part)
     for groove in grooves:
         groove.notices[:0] = notices
+        # named by the mode too: a humanized, a re-rolled and a generated groove of one seed are different files
+        groove.filename = groove.summary["file"] = f"{mode}_{groove.filename}"
+        groove.summary["mode"] = mode
     return grooves

@@ -165,7 +165,7 @@ def test_drop_a_file_humanize_it_and_reroll_around_locked_voices(app_url: str, t
         expect(page.locator("#midi-upload")).to_contain_text("my_funk.mid", timeout=TIMEOUT_MS)
         page.get_by_role("button", name="Use my MIDI").click()
         midi_link = page.locator('#groove-midi-1 a[download$=".mid"]')
-        expect(midi_link).to_have_attribute("download", re.compile(r"^j_dilla_96bpm_4bars_seed\d+\.mid$"),
+        expect(midi_link).to_have_attribute("download", re.compile(r"^humanize_j_dilla_96bpm_4bars_seed\d+\.mid$"),
                                             timeout=TIMEOUT_MS)
         expect(page.locator("#variation-1 svg.grid-bar")).to_have_count(4)
         humanized = notes_of(page, midi_link)

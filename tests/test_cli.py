@@ -238,7 +238,7 @@ def test_a_mode_writes_loop_exact_files_and_json_lines(checkpoint_env: dict[str,
         # set_tempo holds whole microseconds: 92 BPM is 652174 us a beat, 1.4 us a bar off the exact tempo
         assert line["tempo"] == tempo and mid.length == pytest.approx(bars * 4 * 60 / tempo, abs=1e-5)
     if mode == "drumify":
-        assert Path(lines[0]["midi"]).name == "funk_92bpm_4bars_seed3_ezdrummer_3.mid"
+        assert Path(lines[0]["midi"]).name == "drumify_funk_92bpm_4bars_seed3_ezdrummer_3.mid"
         assert len(mido.MidiFile(lines[0]["midi"]).tracks) > 2  # a track per kit piece
     again = drumgen(*args, "--out", str(tmp_path / "again"), env=checkpoint_env)
     assert again.returncode == 0, again.stderr
