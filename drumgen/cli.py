@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from drumgen.constants import AUDIO_FORMATS, DEFAULT_SAMPLE_RATE
 from drumgen.limits import (
@@ -25,6 +25,9 @@ from drumgen.limits import (
     VARIATION,
 )
 from drumgen.resources import REPO_ROOT
+
+if TYPE_CHECKING:
+    from drumgen.engine import Groove
 
 log = logging.getLogger("drumgen")
 
@@ -47,7 +50,7 @@ def _cmd_drum_maps(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from drumgen.engine import Engine, write_groove
+    from drumgen.engine import Engine
     from drumgen.request import GenerateRequest
 
     req = GenerateRequest(style=args.style, bars=args.bars, tempo=args.tempo, seed=args.seed, count=args.count,
@@ -56,9 +59,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                           fill_every=args.fill_every, drum_map=args.drum_map, split_tracks=args.split_tracks,
                           audio=not args.no_audio, sample_rate=args.sample_rate)
     engine = Engine.load()
-    for groove in engine.generate(req):
+    return _write_and_print(engine.generate(req), args)
+
+
+def _write_and_print(grooves: list[Groove], args: argparse.Namespace) -> int:
+    """Write each groove into ``--out`` and print its JSON line: paths, summary, notices, audio error."""
+    from drumgen.engine import write_groove
+
+    for groove in grooves:
         paths = write_groove(groove, args.out, args.audio_format)
-        line = {**paths, **{k: v for k, v in groove.summary.items() if k != "file"}}
+        line = {**paths, **{k: v for k, v in groove.summary.items() if k != "file"}, "notices": groove.notices}
         if groove.audio_error:
             line["audio_error"] = groove.audio_error
         print(json.dumps(line), flush=True)
@@ -67,7 +77,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_mode(args: argparse.Namespace) -> int:
     """humanize / continue / reroll / drumify: one uploaded MIDI file through the mode of that name."""
-    from drumgen.engine import Engine, write_groove
+    from drumgen.engine import Engine
     from drumgen.request import GenerateRequest
     from drumgen.uploads import ModeOptions, display_name, read_upload, run_mode
 
@@ -79,14 +89,8 @@ def _cmd_mode(args: argparse.Namespace) -> int:
                           sample_rate=args.sample_rate)
     options = ModeOptions(quantize=getattr(args, "quantize", False), only_new=getattr(args, "only_new", False),
                           keep=getattr(args, "keep", ""))
-    grooves = run_mode(Engine.load(), args.command, data, req, options, name=display_name(args.input))
-    for groove in grooves:
-        paths = write_groove(groove, args.out, args.audio_format)
-        line = {**paths, **{k: v for k, v in groove.summary.items() if k != "file"}, "notices": groove.notices}
-        if groove.audio_error:
-            line["audio_error"] = groove.audio_error
-        print(json.dumps(line), flush=True)
-    return 0
+    return _write_and_print(run_mode(Engine.load(), args.command, data, req, options, name=display_name(args.input)),
+                            args)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -214,7 +218,9 @@ def _add_mode_parsers(sub: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from drumgen.tools.train import TrainConfig
 
-    p = _Parser(prog="python -m drumgen", description="MidiDrumiGen drum-pattern generator")
+    # the installed command names itself; otherwise the module form, as the README runs it
+    prog = "drumgen" if Path(sys.argv[0]).name == "drumgen" else "python -m drumgen"
+    p = _Parser(prog=prog, description="MidiDrumiGen drum-pattern generator")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
     sub = p.add_subparsers(dest="command", required=True)
 
