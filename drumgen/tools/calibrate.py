@@ -2,8 +2,9 @@
 bar as much as real drummers of its genre do.
 
 For every preset, 16-bar grooves are sampled at a ladder of variations; their bar-to-bar stability
-(the published edit-distance measure, humanized as a user gets them) is interpolated to the real
-grooves' of the preset's genre (the split's when it has enough of them, else the train split's).
+(the published edit-distance measure, humanized as a user gets them) is interpolated to that of the
+first 16 bars of the real grooves of the preset's genre (the split's when it has enough of them, else
+the train split's).
 The result is a suggestion to copy into ``styles/*.toml`` (``[sampling] variation``) after a retrain.
 """
 
@@ -40,7 +41,9 @@ def calibrate(data_dir: str | Path, checkpoint: str | Path | None = None, split:
         source = split
         if not figures["trusted"]:
             figures, source = genre_figures(train[preset.genre]), "train"
-        target = figures["stability"]["edit"]
+        # a groove is a loop: its drummers' first 16 bars (the published protocol), not the drift of
+        # whole performances, are what a 16-bar groove should change as much as
+        target = figures["stability"]["edit_first16"] or figures["stability"]["edit"]
         measured = []
         for variation in LADDER:
             humanized, _ = _grooves(engine, preset, GROOVE_BARS, grooves, seed, fill_every=0, variation=variation)
