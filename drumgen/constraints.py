@@ -306,6 +306,7 @@ class VoicesOff(Constraint):
         return scores.masked_fill(self.mask, NEG_INF)
 
 
+POST_FILL_LEAN = 6.0  # nats (the lean of variation 12.5 %): the least a beat bar after a fill leans back
 LEAN_PER_HALVING = 2.0  # nats added to the phrase's token for each halving of the variation
 MIN_VARIATION = 1e-3  # below this the phrase is copied exactly
 
@@ -332,8 +333,8 @@ class LoopLean(Constraint):
     def __init__(self, vocab: Vocabulary, variation: float, fill_bars: Iterable[int] = (),
                  phrase: Sequence[Sequence[BarHit]] | None = None, phrase_bars: int = 2,
                  fixed: Mapping[int, Sequence[RequiredHit]] | None = None) -> None:
-        if not 0.0 <= variation < 1.0:
-            raise ValueError(f"variation must be from 0 to below 1 for a lean, got {variation!r}")
+        if not 0.0 <= variation <= 1.0:
+            raise ValueError(f"variation must be from 0 to 1 for a lean, got {variation!r}")
         self.vocab = vocab
         self.bias = lean_bias(variation)
         self.fill_bars = frozenset(fill_bars)
@@ -348,13 +349,16 @@ class LoopLean(Constraint):
         bar = state.bar
         if bar in self.fill_bars:
             return None
+        # after a fill the model has context it never saw mid-groove in training (fills close its
+        # windows) and keeps playing toms: every later beat bar leans back at least this firmly
+        bias = max(self.bias, POST_FILL_LEAN) if any(f < bar for f in self.fill_bars) else self.bias
         if self.phrase is not None:
-            return self.phrase[bar % len(self.phrase)], self.bias
+            return self.phrase[bar % len(self.phrase)], bias
         if bar == 0:
             return None
         if bar < self.phrase_bars:  # the phrase's own second bar: a softer lean toward its first
-            return state.bars[0], self.bias / 2
-        return state.bars[bar % self.phrase_bars], self.bias
+            return state.bars[0], bias / 2
+        return state.bars[bar % self.phrase_bars], bias
 
     def suggestion(self, state: SampleState, ref: list[BarHit]) -> int | None:
         """The token the reference bar plays next from the sample's cursor."""

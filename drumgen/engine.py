@@ -161,7 +161,7 @@ class Engine:
                     required.setdefault(bar, []).extend(RequiredHit(step, SNARE, snare) for step in BACKBEAT_STEPS)
         if required:
             rules.append(FixedHits(vocab, required))
-        if plan.variation < 1.0:
+        if plan.variation < 1.0 or gen_fills:  # with fills, the bars after them lean back even at 100 %
             rules.append(LoopLean(vocab, plan.variation, gen_fills, phrase=phrase, fixed=required))
         return rules
 

@@ -228,7 +228,8 @@ def apply_swing(hits: Sequence[Hit], pattern: Pattern, swing_percent: float) -> 
             if h.note.onset % t16 == 0 and (h.note.onset // t16) % 2 == 1 else h for h in hits]
 
 
-LEARNED_MAX_SHIFT = 0.45  # of a 16th: the most a learned offset moves a hit
+LEARNED_MAX_SHIFT = 0.45  # of a 16th: the farthest the learned feel takes a hit from its step
+TRIPLET_TICKS = PPQ // 3  # an 8th-note triplet step: a grid place of its own
 LearnedTiming = Mapping[tuple[int, int], tuple[float, float]]  # (grid onset, pitch) -> (mean, std) in ticks
 
 
@@ -262,14 +263,19 @@ def apply_learned_timing(hits: Sequence[Hit], pattern: Pattern, seed: int, learn
     own = keyed_random.normal(seed, "learned-timing", keys, pitches)
     z = math.sqrt(1.0 - LEARNED_DRIFT_SHARE) * own + math.sqrt(LEARNED_DRIFT_SHARE) * slow
     t16 = pattern.ticks_per_16th
+    onsets = np.array([h.note.onset for h in hits], dtype=float)
     # a drummer's hit stays nearer its own 16th than the next (the head learned offsets within half
-    # a step): a far tail draw must not move a backbeat snare onto another step
-    shift = np.clip(amount * (mean + looseness * std * z), -LEARNED_MAX_SHIFT * t16, LEARNED_MAX_SHIFT * t16)
+    # a step): a far tail draw must not move a backbeat snare onto another step, nor push the hit of
+    # a played upload, already off its step, over the half-way point
+    on_grid = (onsets % t16 == 0) | (onsets % TRIPLET_TICKS == 0)
+    step = np.where(on_grid, onsets, np.rint(onsets / t16) * t16)
+    reach = LEARNED_MAX_SHIFT * t16
+    shift = np.clip(onsets + amount * (mean + looseness * std * z), step - reach, step + reach) - onsets
     off_beat = (keys % t16 == 0) & ((keys // t16) % 2 == 1)
     if swing is not None and off_beat.any():
         lean = (swing_offset_ticks(swing, 2 * t16) - t16) - float(np.mean(mean[off_beat]))
         shift = np.where(off_beat, shift + amount * lean, shift)
-    new = np.rint(np.array([h.note.onset for h in hits]) + shift).astype(int)
+    new = np.rint(onsets + shift).astype(int)
     return [replace(h, note=replace(h.note, onset=int(t))) for h, t in zip(hits, new, strict=True)]
 
 

@@ -118,8 +118,8 @@ def test_constraints_that_contradict_each_other_say_so(tok: DrumTokenizer) -> No
     lambda v: VoicesOff(v, v.pitches),
     lambda v: FixedHits(v, {0: [RequiredHit(96, KICK, (1,))]}),
     lambda v: FixedHits(v, {0: [RequiredHit(0, 60, (1,))]}),
-    lambda v: LoopLean(v, 1.0),
-], ids=["all-locked", "all-off", "step-outside-bar", "not-a-voice", "lean-at-full-variation"])
+    lambda v: LoopLean(v, 1.5),
+], ids=["all-locked", "all-off", "step-outside-bar", "not-a-voice", "lean-past-full-variation"])
 def test_constraints_are_checked_when_made(tok: DrumTokenizer, make) -> None:
     with pytest.raises(ValueError):
         make(vocabulary(tok))

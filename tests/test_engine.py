@@ -148,3 +148,19 @@ def test_variation_zero_repeats_the_first_phrase(engine: Engine) -> None:
         bars = [sorted((n.onset - b * BAR, n.pitch, n.velocity) for n in groove.pattern.notes
                        if b * BAR <= n.onset < (b + 1) * BAR) for b in range(8)]
         assert all(bars[b] == bars[b % 2] for b in range(2, 8)), f"seed {seed}"
+
+
+def test_beat_bars_after_a_fill_return_to_the_groove() -> None:
+    """With fills every 4 bars the beat bars after each fill play as few toms as a groove without
+    fills does (the model, whose training windows end on their fill, would otherwise keep filling)."""
+    from conftest import COMMITTED_CHECKPOINT
+
+    from drumgen.voices import VOICE_PITCH
+
+    toms = {VOICE_PITCH[v] for v in ("low_tom", "mid_tom", "high_tom")}
+    shipped = Engine.load(COMMITTED_CHECKPOINT)
+    grooves = shipped.generate(GenerateRequest(style="funk", bars=8, seed=11, count=8, fill_every=4, audio=False))
+    after_fill = [(g, b) for g in grooves for b in (4, 5, 6)]  # bar 3 is the first fill, bar 7 the second
+    with_toms = sum(any(n.pitch in toms and b * BAR <= n.onset < (b + 1) * BAR for n in g.pattern.notes)
+                    for g, b in after_fill)
+    assert with_toms / len(after_fill) <= 0.2, f"{with_toms} of {len(after_fill)} beat bars after a fill hold toms"
