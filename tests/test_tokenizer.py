@@ -174,7 +174,7 @@ def test_corrupt_tokenizer_json_gives_clear_error(tok: DrumTokenizer, tmp_path: 
 
 def test_a_checkpoint_tokenizer_of_the_older_layout_is_refused_with_the_retrain_command(
         tok: DrumTokenizer, tmp_path: Path) -> None:
-    """Session-2 checkpoints wrote PitchDrum and Velocity as two tokens; they cannot drive this grammar."""
+    """Older checkpoints wrote PitchDrum and Velocity as two tokens; they cannot drive this grammar."""
     path = tok.save(tmp_path)
     config = json.loads(path.read_text())
     del config["drumgen"]["layout"]
