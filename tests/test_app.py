@@ -370,4 +370,6 @@ def test_generate_variations_returns_every_variation_and_one_zip(client: Any) ->
         assert abs(len(data) / rate - 2 * 4 * 60 / 90) < LENGTH_TOLERANCE_S
     assert len({files[v["file"]] for v in variations}) == 4  # four different grooves
     again = client.submit(**params, api_name="/generate_variations").result(timeout=REQUEST_TIMEOUT_S)
-    assert Path(again[3]).read_bytes() == Path(zip_path).read_bytes()
+    with zipfile.ZipFile(again[3]) as archive:  # the MIDI again byte for byte (audio is not promised so)
+        assert archive.namelist() == names
+        assert all(archive.read(n) == files[n] for n in names if n.endswith(".mid"))
