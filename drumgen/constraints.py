@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import functools
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -153,12 +154,13 @@ class SampleState:
         self.tokens.append(token)
 
 
-class Constraint:
+class Constraint(ABC):
     """One rule on a sample's next token: returns ``scores`` ((V,) logits) with illegal tokens at -inf
     or with a bias added (a new tensor when it changes anything)."""
 
+    @abstractmethod
     def __call__(self, state: SampleState, scores: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The scores for ``state``'s next token under this rule."""
 
 
 class Grammar(Constraint):
