@@ -282,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="default 0")
     e.set_defaults(func=_cmd_evaluate)
 
-    c = sub.add_parser("calibrate", help="print each preset's variation that matches its genre's real grooves")
+    c = sub.add_parser("calibrate", help="print each preset's variation (and each genre preset's micro-timing) "
+                                            "that matches its genre's real grooves")
     c.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"dataset folder (default {DEFAULT_DATA})")
     c.add_argument("--split", default="validation", help="split of the real reference (default validation)")
     c.add_argument("--checkpoint", type=Path, default=None, help="default checkpoints/drumgen.pt")

@@ -38,7 +38,7 @@ from drumgen.constraints import (
     vocabulary,
 )
 from drumgen.drum_maps import DEFAULT_DRUM_MAP
-from drumgen.generate import MAX_SAMPLES, sample_tokens
+from drumgen.generate import HEAD_TOKENS, MAX_SAMPLES, sample_tokens
 from drumgen.humanize import LearnedTiming, humanize, measure_feel
 from drumgen.midi_io import pattern_filename, pattern_to_midi_bytes
 from drumgen.model import DrumPatternTransformer
@@ -183,17 +183,21 @@ class Engine:
         gen_fills = {b // factor for b in plan.fill_bars}
         prefix = prompt or tokenizer.prefix(preset.genre, plan.tempo / factor)
         rules = [*self.constraints(plan, gen_bars, gen_fills, opening, phrase), *extra]
+        # the same head with the genre this one is taken for (the tempo bin the prefix has)
+        contrast = ([prefix[0], tokenizer.ids.genre[preset.contrast_genre], *prefix[2:HEAD_TOKENS]]
+                    if preset.contrast_genre and preset.contrast > 0 else None)
+        guide = {"contrast": contrast, "contrast_weight": preset.contrast}
         seeds = plan.seeds
         states = []
         for start in range(0, len(seeds), MAX_SAMPLES):
             chunk = seeds[start:start + MAX_SAMPLES]
             try:
-                states += sample_tokens(model, tokenizer, prefix, gen_bars, plan.sampling, chunk, rules)
+                states += sample_tokens(model, tokenizer, prefix, gen_bars, plan.sampling, chunk, rules, **guide)
             except torch.cuda.OutOfMemoryError:
                 log.warning("CUDA out of memory while generating; retrying on the CPU")
                 torch.cuda.empty_cache()
                 model = model.to("cpu")
-                states += sample_tokens(model, tokenizer, prefix, gen_bars, plan.sampling, chunk, rules)
+                states += sample_tokens(model, tokenizer, prefix, gen_bars, plan.sampling, chunk, rules, **guide)
         out = []
         vocab = vocabulary(tokenizer)
         for state, seed in zip(states, seeds, strict=True):

@@ -65,31 +65,62 @@ class Decoder:
     finished rows and ``rebuild`` restarts one row on a new (shorter) context. After ``step``,
     ``timing`` holds the timing head's (mean, log std) for the tokens just fed ((B, 2); None without a
     head).
+
+    With a ``contrast`` head (the same conditioning with another genre) every row has a twin in the
+    cache that reads the same tokens under that head, and the logits returned are
+    ``main + weight * (main - twin)`` in log-probabilities: what sets the genre apart from the one it
+    is most often taken for is played more clearly (classifier-free guidance with a neighbouring genre
+    as the "unconditional" side).
     """
 
-    def __init__(self, model: DrumPatternTransformer, batch: int) -> None:
+    def __init__(self, model: DrumPatternTransformer, batch: int, contrast: list[int] | None = None,
+                 weight: float = 0.0) -> None:
         self.model = model
         self.device = next(model.parameters()).device
-        self.cache = model.new_cache(batch)
+        self.contrast = contrast if contrast is not None and weight > 0 else None
+        self.weight = weight
+        self.batch = batch
+        self.cache = model.new_cache(batch * (2 if self.contrast else 1))
         self.timing: torch.Tensor | None = None
 
+    def _twin(self, context: list[int]) -> list[int]:
+        assert self.contrast is not None
+        return self.contrast + context[len(self.contrast):]
+
+    def _mix(self, logits: torch.Tensor) -> torch.Tensor:
+        """(rows, V) logits of the main rows then their twins -> the guided (rows / 2, V)."""
+        if self.contrast is None:
+            return logits
+        half = logits.size(0) // 2
+        main, twin = logits[:half].log_softmax(dim=-1), logits[half:].log_softmax(dim=-1)
+        return main + self.weight * (main - twin)
+
     def prefill(self, prefix: list[int], batch: int) -> torch.Tensor:
-        x = torch.tensor([prefix] * batch, device=self.device)
-        return self.model(x, self.cache, last_only=True)[:, -1]  # (B, V)
+        rows = [prefix] * batch + ([self._twin(prefix)] * batch if self.contrast else [])
+        x = torch.tensor(rows, device=self.device)
+        return self._mix(self.model(x, self.cache, last_only=True)[:, -1])  # (B, V)
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        logits, timing = self.model(tokens[:, None], self.cache, last_only=True, with_timing=True)
-        self.timing = None if timing is None else timing[:, -1]
-        return logits[:, -1]  # (B, V)
+        fed = torch.cat([tokens, tokens]) if self.contrast else tokens
+        logits, timing = self.model(fed[:, None], self.cache, last_only=True, with_timing=True)
+        self.timing = None if timing is None else timing[:self.batch, -1]
+        return self._mix(logits[:, -1])  # (B, V)
 
     def keep(self, rows: list[int]) -> None:
-        self.cache.keep_rows(rows)
+        self.cache.keep_rows(rows + [self.batch + r for r in rows] if self.contrast else rows)
+        self.batch = len(rows)
 
-    def rebuild(self, row: int, context: list[int]) -> torch.Tensor:
+    def _rebuilt(self, row: int, context: list[int]) -> torch.Tensor:
         row_cache = self.model.new_cache(1)
         logits = self.model(torch.tensor([context], device=self.device), row_cache, last_only=True)[:, -1]
         self.cache.copy_row_from(row_cache, row)
-        return logits[0]  # (V,)
+        return logits  # (1, V)
+
+    def rebuild(self, row: int, context: list[int]) -> torch.Tensor:
+        logits = self._rebuilt(row, context)
+        if self.contrast:
+            logits = torch.cat([logits, self._rebuilt(self.batch + row, self._twin(context))])
+        return self._mix(logits)[0]  # (V,)
 
 
 @torch.inference_mode()
@@ -102,12 +133,16 @@ def sample_tokens(
     seeds: Sequence[int],
     constraints: Sequence[Constraint] = (),
     max_length: int | None = None,
+    contrast: list[int] | None = None,
+    contrast_weight: float = 0.0,
 ) -> list[SampleState]:
     """Sample ``len(seeds)`` continuations of ``prefix`` of exactly ``num_bars`` new bars.
 
     Sample ``i`` draws from its own ``torch.Generator`` seeded with ``seeds[i]``, so it does not
     depend on the other samples. ``constraints`` apply after the grammar, in order.
     ``max_length`` caps the context the model sees (default and most: its block size).
+    ``contrast`` (a conditioning head, e.g. ``tokenizer.prefix(other_genre, tempo)``) with
+    ``contrast_weight`` > 0 guides away from that head (see :class:`Decoder`).
     Returns each sample's final :class:`SampleState` (its ``tokens`` are the new tokens).
     """
     if isinstance(num_bars, bool) or not isinstance(num_bars, int):
@@ -130,7 +165,9 @@ def sample_tokens(
     states = [SampleState(grammar.vocab, num_bars) for _ in range(n)]
     history = [list(prefix) for _ in range(n)]  # tokens in each sample's context
     context_bars = [prefix.count(bar_token)] * n
-    decoder = Decoder(model, n)
+    if contrast is not None and len(contrast) != HEAD_TOKENS:
+        raise ValueError(f"a contrast head is {HEAD_TOKENS} tokens (BOS Genre Tempo), got {len(contrast)}")
+    decoder = Decoder(model, n, contrast, contrast_weight)
     gens = [torch.Generator(device=decoder.device).manual_seed(int(s) % (2**63)) for s in seeds]
     logits = decoder.prefill(prefix, n)
     active = list(range(n))  # the sample in each row of the cache; finished ones leave

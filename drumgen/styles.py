@@ -54,6 +54,7 @@ DEFAULT_FILL_EVERY = 0
 DEFAULT_VERSION = 1
 
 MIN_TEMPO_SCALE, MAX_TEMPO_SCALE = 0.25, 4.0
+MAX_CONTRAST = 4.0  # genre contrast weight: beyond this the guided logits leave what the model learned
 MIN_PRESET_TOP_P = 0.01  # a preset keeps at least some tokens (0 would be greedy; say temperature = 0)
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _VERSIONED_RE = re.compile(r"^(?P<base>.+)_v(?P<version>\d+)$")
@@ -81,8 +82,9 @@ class StylePreset:
     (``"every_bar"``, a programmed style's) play a loud snare on beats 2 and 4 of the generated bar;
     ``hats`` is ``"model"`` (the model's hats) or ``"trap"`` (a full-tempo trap hat line in place of
     the half-time hats); ``fill_every`` is bars between fills (0 = none, default); ``checkpoint`` is a
-    repo-root-relative model path (default None = the shared checkpoint); ``version`` defaults to 1.
-    Every groove's first bar opens with a kick."""
+    repo-root-relative model path (default None = the shared checkpoint); ``version`` defaults to 1;
+    ``contrast`` > 0 plays away from ``contrast_genre``, the genre this one is most often taken for
+    (see :class:`drumgen.generate.Decoder`). Every groove's first bar opens with a kick."""
 
     id: str
     name: str
@@ -97,6 +99,8 @@ class StylePreset:
     top_k: int
     top_p: float
     variation: float = DEFAULT_VARIATION
+    contrast_genre: str | None = None
+    contrast: float = 0.0
     backbeat: str = "none"
     hats: str = "model"
     humanize: HumanizeParams = field(default_factory=HumanizeParams)
@@ -125,6 +129,8 @@ class StylePreset:
             "top_k": self.top_k,
             "top_p": self.top_p,
             "variation": self.variation,
+            "contrast_genre": self.contrast_genre,
+            "contrast": self.contrast,
             "backbeat": self.backbeat,
             "hats": self.hats,
             "humanize": humanize_to_dict(self.humanize),
@@ -315,7 +321,7 @@ def load_preset(path: str | os.PathLike[str]) -> StylePreset:
     tempo = r.sub("tempo")
     tempo.check_keys(frozenset({"min", "max", "default"}))
     sampling = r.sub("sampling", required=False)
-    sampling.check_keys(frozenset({"temperature", "top_k", "top_p", "variation"}))
+    sampling.check_keys(frozenset({"temperature", "top_k", "top_p", "variation", "contrast_genre", "contrast"}))
 
     lo = tempo.number("min", lo=MIN_TEMPO, hi=MAX_TEMPO)
     hi = tempo.number("max", lo=MIN_TEMPO, hi=MAX_TEMPO)
@@ -335,13 +341,20 @@ def load_preset(path: str | os.PathLike[str]) -> StylePreset:
         choices = ", ".join(map(str, FILL_EVERY_CHOICES))
         raise r.fail("fill_every", f"is {fill_every}; expected one of: {choices}")
 
+    genre = cond.choice("genre", GENRES)
+    contrast_genre = sampling.choice("contrast_genre", GENRES) if "contrast_genre" in sampling.table else None
+    contrast = sampling.number("contrast", 0.0, lo=0.0, hi=MAX_CONTRAST)
+    if contrast_genre == genre:
+        raise sampling.fail("contrast_genre", f"is the preset's own genre {genre!r}; name the genre it is taken for")
+    if contrast > 0 and contrast_genre is None:
+        raise sampling.fail("contrast", "needs contrast_genre: the genre to play away from")
     articulations = _read_articulations(path, data.get("articulations", []))
     return StylePreset(
         id=stem,
         name=r.string("name"),
         description=r.string("description"),
         kind=r.choice("kind", KINDS),
-        genre=cond.choice("genre", GENRES),
+        genre=genre,
         backbeat=_backbeat(cond),
         hats=cond.choice("hats", HAT_LINES) if "hats" in cond.table else "model",
         tempo_scale=tempo_scale,
@@ -352,6 +365,8 @@ def load_preset(path: str | os.PathLike[str]) -> StylePreset:
         top_k=sampling.integer("top_k", DEFAULT_TOP_K, lo=0, hi=int(TOP_K.hi)),
         top_p=sampling.number("top_p", DEFAULT_TOP_P, lo=MIN_PRESET_TOP_P, hi=1.0),
         variation=sampling.number("variation", DEFAULT_VARIATION, lo=0.0, hi=1.0),
+        contrast_genre=contrast_genre,
+        contrast=contrast,
         humanize=_read_humanize(path, r.sub("humanize", required=False), articulations),
         fill_every=fill_every,
         checkpoint=r.string("checkpoint", required=False),

@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from drumgen.constants import PPQ
+from drumgen.pattern import Note, Pattern
 from drumgen.styles import CHECKPOINT_ENV
-from drumgen.tools.evaluate import evaluate
+from drumgen.tools.evaluate import GenreClassifier, evaluate
+from drumgen.tools.metrics import bar_features
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -35,3 +39,23 @@ def test_evaluate_scores_the_checkpoint_it_is_given_through_every_figure(
     assert report["backbeat"]["with_kick"] == report["backbeat"]["grooves"] > 0  # every groove opens on a kick
     assert report["backbeat"]["with_backbeat"] == report["backbeat"]["grooves"]
     assert report["trap"]["bars"] > 0
+
+
+def _hats(second_hat: int, shift: int = 0) -> Pattern:
+    """Two bars of kick on 1, snare on 3 and two hats a beat, on the beat and ``second_hat`` ticks
+    later (each hit ``shift`` ticks late)."""
+    notes = [Note(bar * 4 * PPQ + shift, 36, 100) for bar in range(2)]
+    notes += [Note(bar * 4 * PPQ + 2 * PPQ + shift, 38, 100) for bar in range(2)]
+    notes += [Note(beat * PPQ + t + shift, 42, 80) for beat in range(8) for t in (0, second_hat)]
+    return Pattern(notes=notes, tempo=100.0, bars=2)
+
+
+def test_the_genre_classifier_does_not_read_a_humanized_feel_as_triplets() -> None:
+    """Two genres on the same 16ths, one of them on the triplet before: a straight groove played a
+    little behind the grid is still the straight one, because the classifier judges every groove on
+    the grid its training bars were on (without that, every late hit reads as off the 16ths)."""
+    straight, triplet = _hats(3 * PPQ // 4), _hats(2 * PPQ // 3)
+    classifier = GenreClassifier(("rock", "jazz"), seed=0).fit(
+        np.concatenate([bar_features(straight), bar_features(triplet)]), np.array([0, 0, 1, 1]))
+    assert classifier.accuracy([straight], "rock") == 1.0 and classifier.accuracy([triplet], "jazz") == 1.0
+    assert classifier.accuracy([_hats(3 * PPQ // 4, shift=9)], "rock") == 1.0  # 9 ticks = 12 ms late at 100 BPM
