@@ -133,7 +133,8 @@ def test_genre_preset_is_sane(genre: str) -> None:
     assert MIN_TEMPO <= lo <= p.default_tempo <= hi <= MAX_TEMPO
     assert p.kit in KIT_PROGRAMS
     assert p.humanize.swing is None and p.humanize.voice_offsets_ms == {}  # the learned feel plays as learned
-    assert p.humanize.micro_timing_ms == 12 and 0.05 <= p.humanize.ghost_note_prob <= 0.4
+    # the learned spread, scaled to its drummers' (calibrate): neither programmed nor sloppy
+    assert 8 <= p.humanize.micro_timing_ms <= 24 and 0.05 <= p.humanize.ghost_note_prob <= 0.4
     assert 0 < p.variation <= 1
     assert p.description and p.checkpoint is None and p.version == 1
 
@@ -301,7 +302,7 @@ def test_broken_file_is_skipped_and_others_still_load(
 
 def test_broken_shipped_preset_does_not_take_others_down(styles_copy: Path) -> None:
     path = styles_copy / "funk.toml"
-    path.write_text(path.read_text().replace("micro_timing_ms = 12", "micro_timing_ms = 500"))
+    path.write_text(re.sub(r"micro_timing_ms = \d+", "micro_timing_ms = 500", path.read_text()))
     assert "funk" not in list_available_styles(styles_copy)
     assert len(list_styles(styles_copy)) == 14
     with pytest.raises(StylePresetError, match="humanize.micro_timing_ms"):

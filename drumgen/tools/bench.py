@@ -22,6 +22,7 @@ from drumgen.request import GenerateRequest
 from drumgen.styles import list_styles
 
 BENCH_STYLE, BENCH_TEMPO = "funk", 100.0
+CONTRAST_STYLE = "rock"  # a preset with genre contrast: each variation decodes with a twin
 DECODE_STEPS = 256  # tokens for the cache / no-cache comparison (about a 4-bar pattern)
 AUDIO_REPEATS = 5
 
@@ -100,7 +101,7 @@ def audio_figures(bars: int = 16, tempo: float = BENCH_TEMPO, repeats: int = AUD
 
 def run_bench(checkpoint: str | Path | None = None, repeats: int = 15) -> dict[str, Any]:
     """Pattern latency (4 and 16 bars, 1 and 4 variations; the funk preset's own sampling and
-    constraints, as a user gets them), tokens/s with and without the KV cache, full-request latency,
+    constraints, as a user gets them; 4 bars of rock, whose genre contrast doubles the batch), tokens/s with and without the KV cache, full-request latency,
     audio real-time factor, load time and peak memory."""
     t0 = time.perf_counter()
     engine = Engine.load(checkpoint)
@@ -108,8 +109,8 @@ def run_bench(checkpoint: str | Path | None = None, repeats: int = 15) -> dict[s
     model = engine.model
     seeds = iter(range(10**6))
 
-    def sample(bars: int, count: int) -> list[Any]:
-        return engine.sample(engine.resolve(GenerateRequest(style=BENCH_STYLE, bars=bars, tempo=BENCH_TEMPO,
+    def sample(bars: int, count: int, style: str = BENCH_STYLE) -> list[Any]:
+        return engine.sample(engine.resolve(GenerateRequest(style=style, bars=bars, tempo=BENCH_TEMPO,
                                                             seed=next(seeds), count=count, audio=False)))
 
     sample(1, 1)  # warm-up
@@ -125,6 +126,7 @@ def run_bench(checkpoint: str | Path | None = None, repeats: int = 15) -> dict[s
         for count in (1, 4):
             n = repeats if bars == 4 else max(3, repeats // 3)
             out["generate_ms"][f"{bars}_bars_x{count}"] = _median_ms(lambda b=bars, c=count: sample(b, c), n)
+    out["generate_ms"][f"4_bars_x1_{CONTRAST_STYLE}"] = _median_ms(lambda: sample(4, 1, CONTRAST_STYLE), repeats)
     out["tokens_per_4_bars"] = statistics.median(len(s.tokens) for _ in range(5) for s in sample(4, 1))
     cached = decode_tokens_per_second(model, use_cache=True)
     uncached = decode_tokens_per_second(model, use_cache=False)
