@@ -156,12 +156,20 @@ def ghost_notes_needed(notes: Sequence[Note], share: float) -> int:
     return max(0, math.ceil((share * len(snares) - ghosts) / (1.0 - share)))
 
 
+def _bar_cells(notes: Sequence[Note], pattern: Pattern, bar: int) -> set[tuple[int, int]]:
+    """(nearest 16th, pitch) of every note of ``bar``."""
+    t16, start = pattern.ticks_per_16th, bar * pattern.ticks_per_bar
+    return {(round((n.onset - start) / t16), n.pitch) for n in notes
+            if start - t16 // 2 <= n.onset < start + pattern.ticks_per_bar - t16 // 2}
+
+
 def add_ghost_notes(hits: Sequence[Hit], pattern: Pattern, share: float, seed: int,
                     fill_bars: Iterable[int] = (), variation: float = 0.0, phrase_bars: int = 2) -> list[Hit]:
     """Add snare ghosts (pitch 38) on empty 16ths of the straight grid until ghost notes are ``share``
     of the snare's hits (already scaled by amount).
 
-    Places are chosen per position inside the ``phrase_bars``-bar phrase (ranked by a keyed draw,
+    Places are chosen per position inside the ``phrase_bars``-bar phrase (one bar when the groove's
+    first two bars are the same: a one-bar loop; ranked by a keyed draw,
     weighted toward the e and a of the beat) and filled in every beat bar at that phrase position, so
     the ghosts repeat with the loop (whole places only: the share lands within half a place of the
     target); with ``variation`` > 0 some bars skip some of them. A 16th that
@@ -178,6 +186,11 @@ def add_ghost_notes(hits: Sequence[Hit], pattern: Pattern, share: float, seed: i
     if not beat_bars:
         return list(hits)
     phrase = max(1, min(phrase_bars, len(beat_bars)))
+    if (phrase == 2 and {0, 1} <= set(beat_bars) and len(beat_bars) <= 1.5 * need
+            and _bar_cells(notes, pattern, 0) == _bar_cells(notes, pattern, 1)):
+        # the groove loops a single bar: ghosts alternating between two bars would break it (when a
+        # place in every bar does not overshoot the share)
+        phrase = 1
     taken = {round(n.onset / t16) for n in notes if voice_of(n.pitch) == "snare"}
     taken |= {round((n.onset + t16 // 2) / t16) for n in notes if voice_of(n.pitch) == "snare"}
     # rank the phrase's 16ths once; lower score = earlier choice

@@ -166,14 +166,17 @@ def test_ghosts_the_model_already_plays_count_toward_the_share() -> None:
 
 
 def test_added_ghosts_repeat_with_the_phrase_and_avoid_snares() -> None:
-    pattern = groove(bars=8)
-    hits = add_ghost_notes(hits_of(pattern.notes), pattern, 0.4, seed=5)
-    ghosts = notes_of(hits)[len(pattern.notes):]
-    assert ghosts and not {g.onset for g in ghosts} & {n.onset for n in pattern.notes if n.pitch == SNARE}
+    one_bar = groove(bars=8)
+    two_bar = one_bar.with_notes([*one_bar.notes, *(Note(b * 4 * PPQ + 7 * T16, KICK, 90) for b in range(1, 8, 2))])
     bar_ticks = 4 * PPQ
-    places = [{g.onset % bar_ticks for g in ghosts if g.onset // bar_ticks == b} for b in range(8)]
-    assert places[0] == places[2] == places[4] == places[6]  # a 2-bar phrase, repeated
-    assert places[1] == places[3] == places[5] == places[7]
+    for pattern in (one_bar, two_bar):
+        ghosts = notes_of(add_ghost_notes(hits_of(pattern.notes), pattern, 0.4, seed=5))[len(pattern.notes):]
+        assert ghosts and not {g.onset for g in ghosts} & {n.onset for n in pattern.notes if n.pitch == SNARE}
+        places = [{g.onset % bar_ticks for g in ghosts if g.onset // bar_ticks == b} for b in range(8)]
+        assert places[0] == places[2] == places[4] == places[6]  # the phrase, repeated
+        assert places[1] == places[3] == places[5] == places[7]
+        if pattern is one_bar:  # a one-bar loop keeps its ghosts in every bar, so it still loops one bar
+            assert places[0] == places[1]
 
 
 def test_with_variation_the_ghosts_vary_between_phrases_at_the_same_share() -> None:
