@@ -243,6 +243,7 @@ def apply_swing(hits: Sequence[Hit], pattern: Pattern, swing_percent: float) -> 
 
 LEARNED_MAX_SHIFT = 0.45  # of a 16th: the farthest the learned feel takes a hit from its step
 TRIPLET_TICKS = PPQ // 3  # an 8th-note triplet step: a grid place of its own
+CELL_BACKOFF_STEPS = 8  # a shift that leaves its hit's grid cell shrinks in eighths until it stays
 LearnedTiming = Mapping[tuple[int, int], tuple[float, float]]  # (grid onset, pitch) -> (mean, std) in ticks
 
 
@@ -289,7 +290,25 @@ def apply_learned_timing(hits: Sequence[Hit], pattern: Pattern, seed: int, learn
         lean = (swing_offset_ticks(swing, 2 * t16) - t16) - float(np.mean(mean[off_beat]))
         shift = np.where(off_beat, shift + amount * lean, shift)
     new = np.rint(onsets + shift).astype(int)
+    # and it stays in its own cell of the token grid: a 16th pushed most of the way to a neighbouring
+    # triplet would read back as that triplet (re-quantized, imported, or humanized again)
+    own = token_grid_steps(onsets)
+    for _ in range(CELL_BACKOFF_STEPS):
+        out = token_grid_steps(new.astype(float)) != own
+        if not out.any():
+            break
+        shift = np.where(out, shift * (1.0 - 1.0 / CELL_BACKOFF_STEPS), shift)
+        new = np.where(out, np.rint(onsets + shift), new).astype(int)
+    new = np.where(token_grid_steps(new.astype(float)) != own, onsets, new).astype(int)
     return [replace(h, note=replace(h.note, onset=int(t))) for h, t in zip(hits, new, strict=True)]
+
+
+def token_grid_steps(onsets: np.ndarray) -> np.ndarray:
+    """The grid step of each onset by the tokenizer's rule (:func:`drumgen.tokenizer.quantize_with_offsets`):
+    the nearest 16th, or an 8th-note triplet when clearly nearer one (less than half the distance)."""
+    q16 = np.rint(onsets / (PPQ // 4)) * (PPQ // 4)
+    q3 = np.rint(onsets / TRIPLET_TICKS) * TRIPLET_TICKS
+    return np.where(np.abs(onsets - q3) < 0.5 * np.abs(onsets - q16), q3, q16)
 
 
 def spread_velocity_bins(hits: Sequence[Hit], seed: int, width: int, amount: float) -> list[Hit]:

@@ -16,6 +16,7 @@ from drumgen.humanize import (
     HumanizeParams,
     add_ghost_notes,
     apply_articulations,
+    apply_learned_timing,
     apply_micro_timing,
     apply_swing,
     fit_to_pattern,
@@ -375,3 +376,16 @@ def test_measure_feel_ghost_share_and_empty() -> None:
     assert set(feel["offset_ms"]) == {voice_of(KICK), voice_of(SNARE)}
     empty = measure_feel(Pattern(bars=2))
     assert empty["swing"] is None and empty["hits_per_bar"] == 0.0 and empty["offset_ms"] == {}
+
+
+def test_a_loose_learned_feel_keeps_every_hit_in_its_own_grid_cell() -> None:
+    """However loose the feel, a hit is not pushed so far that it reads back as another step (a 16th
+    most of the way to a triplet would): re-quantized, each hit lands where the model put it."""
+    from drumgen.humanize import token_grid_steps
+
+    pattern = groove(bars=8)
+    learned = {(n.onset, n.pitch): (0.0, 0.4 * T16) for n in pattern.notes}  # a wide spread: 40 % of a 16th
+    moved = notes_of(apply_learned_timing(hits_of(pattern.notes), pattern, 3, learned, amount=1.0, looseness=3.0))
+    onsets = np.array([n.onset for n in moved], dtype=float)
+    assert (onsets % T16 != 0).mean() > 0.8  # the feel moved them
+    assert list(token_grid_steps(onsets)) == [n.onset for n in pattern.notes]

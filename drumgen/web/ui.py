@@ -435,6 +435,12 @@ CSS = """
 .variation-title { font-size: 0.92rem; padding: 2px 2px 0; }
 .variation-title code { font-size: 0.85rem; }
 .lock-row { align-items: center; }
+/* a file name (up to 19 seed digits, no break opportunity in it) wraps instead of widening a phone's page */
+.variation-title code, .headline code { overflow-wrap: anywhere; word-break: break-all; }
+span.stem, span.ext { white-space: normal !important; overflow-wrap: anywhere; word-break: break-all; min-width: 0; }
+table.file-preview, table.file-preview tbody { display: block; width: 100%; max-width: 100%; }
+table.file-preview tr.file { flex-wrap: wrap; min-width: 0; }
+table.file-preview td { min-width: 0; white-space: normal !important; }
 """
 # The drum grid: a label column and one column per bar, in the SVGs' own proportions (LABEL_W to a
 # bar's 16 steps), so labels and bars scale alike. Four bars a line on a desktop, two where the page
