@@ -285,21 +285,21 @@ def apply_learned_timing(hits: Sequence[Hit], pattern: Pattern, seed: int, learn
     step = np.where(on_grid, onsets, np.rint(onsets / t16) * t16)
     reach = LEARNED_MAX_SHIFT * t16
     shift = np.clip(onsets + amount * (mean + looseness * std * z), step - reach, step + reach) - onsets
+    # and it stays in its own cell of the token grid: a 16th pushed most of the way to a neighbouring
+    # triplet would read back as that triplet (re-quantized, imported, or humanized again). The swing
+    # lean below is left out of this: swinging a 16th toward the triplet is what swing is.
+    own = token_grid_steps(onsets)
+    for _ in range(CELL_BACKOFF_STEPS):
+        out = token_grid_steps(np.rint(onsets + shift)) != own
+        if not out.any():
+            break
+        shift = np.where(out, shift * (1.0 - 1.0 / CELL_BACKOFF_STEPS), shift)
+    shift = np.where(token_grid_steps(np.rint(onsets + shift)) != own, 0.0, shift)
     off_beat = (keys % t16 == 0) & ((keys // t16) % 2 == 1)
     if swing is not None and off_beat.any():
         lean = (swing_offset_ticks(swing, 2 * t16) - t16) - float(np.mean(mean[off_beat]))
         shift = np.where(off_beat, shift + amount * lean, shift)
     new = np.rint(onsets + shift).astype(int)
-    # and it stays in its own cell of the token grid: a 16th pushed most of the way to a neighbouring
-    # triplet would read back as that triplet (re-quantized, imported, or humanized again)
-    own = token_grid_steps(onsets)
-    for _ in range(CELL_BACKOFF_STEPS):
-        out = token_grid_steps(new.astype(float)) != own
-        if not out.any():
-            break
-        shift = np.where(out, shift * (1.0 - 1.0 / CELL_BACKOFF_STEPS), shift)
-        new = np.where(out, np.rint(onsets + shift), new).astype(int)
-    new = np.where(token_grid_steps(new.astype(float)) != own, onsets, new).astype(int)
     return [replace(h, note=replace(h.note, onset=int(t))) for h, t in zip(hits, new, strict=True)]
 
 
