@@ -244,7 +244,8 @@ def test_on_a_phone_the_grid_wraps_and_its_cells_stay_legible(app_url: str, tmp_
             return {step: box.width / Number(svg.dataset.steps), top: box.top, left: box.left}; })""")
         assert min(c["step"] for c in cells) >= 8, cells
         assert len({round(c["top"]) for c in cells}) >= 4, cells  # wrapped: one or two bars a line
-        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        # the players draw their waveforms as the layout settles: the page must end up no wider than the phone
+        page.wait_for_function("() => document.documentElement.scrollWidth <= 390", timeout=5000)
         players = [page.locator(f"#groove-audio-{n}").bounding_box() for n in (1, 2)]
         assert players[1]["y"] >= players[0]["y"] + players[0]["height"]  # stacked, not side by side
         page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
