@@ -35,6 +35,7 @@ from drumgen import keyed_random
 from drumgen.constants import GHOST_MAX_VELOCITY, MAX_SWING, MIN_SWING, PPQ, STRAIGHT_SWING
 from drumgen.limits import NumberLimit
 from drumgen.pattern import DEFAULT_NOTE_TICKS, Note, Pattern, clamp_velocity
+from drumgen.tokenizer import grid_steps
 from drumgen.voices import VOICE_PITCH, VOICES, voice_of
 
 # Defaults measured on the Groove MIDI Dataset: hits sit ~12 ms from the grid inside 2-bar windows,
@@ -288,27 +289,19 @@ def apply_learned_timing(hits: Sequence[Hit], pattern: Pattern, seed: int, learn
     # and it stays in its own cell of the token grid: a 16th pushed most of the way to a neighbouring
     # triplet would read back as that triplet (re-quantized, imported, or humanized again). The swing
     # lean below is left out of this: swinging a 16th toward the triplet is what swing is.
-    own = token_grid_steps(onsets)
+    own = grid_steps(onsets)
     for _ in range(CELL_BACKOFF_STEPS):
-        out = token_grid_steps(np.rint(onsets + shift)) != own
+        out = grid_steps(np.rint(onsets + shift)) != own
         if not out.any():
             break
         shift = np.where(out, shift * (1.0 - 1.0 / CELL_BACKOFF_STEPS), shift)
-    shift = np.where(token_grid_steps(np.rint(onsets + shift)) != own, 0.0, shift)
+    shift = np.where(grid_steps(np.rint(onsets + shift)) != own, 0.0, shift)
     off_beat = (keys % t16 == 0) & ((keys // t16) % 2 == 1)
     if swing is not None and off_beat.any():
         lean = (swing_offset_ticks(swing, 2 * t16) - t16) - float(np.mean(mean[off_beat]))
         shift = np.where(off_beat, shift + amount * lean, shift)
     new = np.rint(onsets + shift).astype(int)
     return [replace(h, note=replace(h.note, onset=int(t))) for h, t in zip(hits, new, strict=True)]
-
-
-def token_grid_steps(onsets: np.ndarray) -> np.ndarray:
-    """The grid step of each onset by the tokenizer's rule (:func:`drumgen.tokenizer.quantize_with_offsets`):
-    the nearest 16th, or an 8th-note triplet when clearly nearer one (less than half the distance)."""
-    q16 = np.rint(onsets / (PPQ // 4)) * (PPQ // 4)
-    q3 = np.rint(onsets / TRIPLET_TICKS) * TRIPLET_TICKS
-    return np.where(np.abs(onsets - q3) < 0.5 * np.abs(onsets - q16), q3, q16)
 
 
 def spread_velocity_bins(hits: Sequence[Hit], seed: int, width: int, amount: float) -> list[Hit]:

@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+import numpy as np
 import torch
 
 from drumgen.constants import MAX_BARS, PPQ
@@ -31,7 +32,7 @@ from drumgen.limits import shown
 from drumgen.midi_io import PartRead
 from drumgen.pattern import Note, Pattern
 from drumgen.request import GenerateRequest, ResolvedRequest
-from drumgen.tokenizer import TICKS_PER_STEP, quantize_pattern
+from drumgen.tokenizer import TICKS_PER_STEP, grid_steps, quantize_pattern
 from drumgen.voices import VOICE_PITCH, VOICES, canonical_pitch
 
 PROMPT_BARS = 8  # continue: the prompt is at most the upload's last 8 bars (the model's training windows)
@@ -42,12 +43,8 @@ DRUMIFY_MIN_SHARE = 0.5  # drumify puts a kick on at least this share of the par
 
 
 def snap(onset: int) -> int:
-    """The grid step an onset belongs to: the nearest 16th, or an 8th-note triplet when clearly
-    nearer one (the tokenizer's rule)."""
-    sixteenth, triplet = PPQ // 4, PPQ // 3
-    q16 = round(onset / sixteenth) * sixteenth
-    q3 = round(onset / triplet) * triplet
-    return q3 if abs(onset - q3) < 0.5 * abs(onset - q16) else q16
+    """The grid step an onset belongs to (the tokenizer's rule, :func:`drumgen.tokenizer.grid_steps`)."""
+    return int(grid_steps(np.asarray(onset, dtype=float)))
 
 
 def snap_to_grid(pattern: Pattern) -> Pattern:

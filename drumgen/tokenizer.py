@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from miditok import REMI, TokenizerConfig, TokSequence
 from symusic import Note as SymNote
 from symusic import Score, Track
@@ -230,25 +231,31 @@ def conditioning_tokens() -> list[str]:
             + [f"BarKind_{k}" for k in BAR_KINDS])
 
 
+def grid_steps(onsets: np.ndarray) -> np.ndarray:
+    """The grid step (ticks) of each onset: the nearest 16th, or an 8th-note triplet when the onset
+    is clearly nearer one (less than half the distance), so human timing does not turn into
+    spurious triplets."""
+    sixteenth, triplet = PPQ // 4, PPQ // 3
+    q16 = np.rint(onsets / sixteenth) * sixteenth
+    q3 = np.rint(onsets / triplet) * triplet
+    return np.where(np.abs(onsets - q3) < 0.5 * np.abs(onsets - q16), q3, q16)
+
+
 def quantize_with_offsets(pattern: Pattern) -> tuple[Pattern, dict[tuple[int, int], int]]:
     """Reduce hits to canonical voices and snap them to the token grid; also return, per kept hit
     ``(onset, pitch)``, how many ticks the played hit sat from its grid step (what quantizing throws
     away: the micro-timing the model learns).
 
-    A hit snaps to the nearest 16th unless it sits clearly nearer an 8th-note triplet
-    (less than half the distance), so human timing does not turn into spurious triplets.
-    Duplicates (same voice, same step) keep the loudest hit.
+    A hit snaps to its :func:`grid_steps` step. Duplicates (same voice, same step) keep the loudest hit.
     """
     best: dict[tuple[int, int], Note] = {}
     offsets: dict[tuple[int, int], int] = {}
-    sixteenth, triplet = PPQ // 4, PPQ // 3
-    for note in pattern.notes:
+    steps = grid_steps(np.array([n.onset for n in pattern.notes], dtype=float))
+    for note, step in zip(pattern.notes, steps.tolist(), strict=True):
         pitch = canonical_pitch(note.pitch)
         if pitch is None:
             continue
-        q16 = round(note.onset / sixteenth) * sixteenth
-        q3 = round(note.onset / triplet) * triplet
-        onset = q3 if abs(note.onset - q3) < 0.5 * abs(note.onset - q16) else q16
+        onset = int(step)
         if not 0 <= onset < pattern.length_ticks:
             continue
         key = (onset, pitch)

@@ -381,11 +381,11 @@ def test_measure_feel_ghost_share_and_empty() -> None:
 def test_a_loose_learned_feel_keeps_every_hit_in_its_own_grid_cell() -> None:
     """However loose the feel, a hit is not pushed so far that it reads back as another step (a 16th
     most of the way to a triplet would): re-quantized, each hit lands where the model put it."""
-    from drumgen.humanize import token_grid_steps
+    from drumgen.tokenizer import grid_steps
 
     pattern = groove(bars=8)
     learned = {(n.onset, n.pitch): (0.0, 0.4 * T16) for n in pattern.notes}  # a wide spread: 40 % of a 16th
     moved = notes_of(apply_learned_timing(hits_of(pattern.notes), pattern, 3, learned, amount=1.0, looseness=3.0))
     onsets = np.array([n.onset for n in moved], dtype=float)
     assert (onsets % T16 != 0).mean() > 0.8  # the feel moved them
-    assert list(token_grid_steps(onsets)) == [n.onset for n in pattern.notes]
+    assert list(grid_steps(onsets)) == [n.onset for n in pattern.notes]

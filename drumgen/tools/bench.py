@@ -101,8 +101,9 @@ def audio_figures(bars: int = 16, tempo: float = BENCH_TEMPO, repeats: int = AUD
 
 def run_bench(checkpoint: str | Path | None = None, repeats: int = 15) -> dict[str, Any]:
     """Pattern latency (4 and 16 bars, 1 and 4 variations; the funk preset's own sampling and
-    constraints, as a user gets them; 4 bars of rock, whose genre contrast doubles the batch), tokens/s with and without the KV cache, full-request latency,
-    audio real-time factor, load time and peak memory."""
+    constraints, as a user gets them; 4 bars of rock, whose genre contrast doubles the batch),
+    tokens/s with and without the KV cache, full-request latency, audio real-time factor, load time
+    and peak memory."""
     t0 = time.perf_counter()
     engine = Engine.load(checkpoint)
     load_s = time.perf_counter() - t0

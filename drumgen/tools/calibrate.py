@@ -20,10 +20,9 @@ The results are suggestions to copy into ``styles/*.toml`` (``[sampling] variati
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-from dataclasses import replace
 
 import numpy as np
 
