@@ -441,8 +441,8 @@ span.stem, span.ext { white-space: normal !important; overflow-wrap: anywhere; w
 table.file-preview, table.file-preview tbody { display: block; width: 100%; max-width: 100%; }
 table.file-preview tr.file { flex-wrap: wrap; min-width: 0; }
 table.file-preview td { min-width: 0; white-space: normal !important; }
-/* an audio player's waveform canvas keeps the pixel width it was first drawn at (wider than a phone
-   for a moment as the cards appear); without containment that width holds the whole column open */
+/* an audio player's waveform canvas keeps the pixel width of its first draw (425 px, wider than a
+   phone's column); uncontained, that width holds the column open and a phone widens its whole page */
 .waveform-container, .waveform-container #waveform { contain: inline-size; min-width: 0; max-width: 100%; }
 """
 # The drum grid: a label column and one column per bar, in the SVGs' own proportions (LABEL_W to a
