@@ -443,7 +443,7 @@ table.file-preview tr.file { flex-wrap: wrap; min-width: 0; }
 table.file-preview td { min-width: 0; white-space: normal !important; }
 /* an audio player's waveform canvas keeps the pixel width of its first draw (425 px, wider than a
    phone's column); uncontained, that width holds the column open and a phone widens its whole page */
-.waveform-container, .waveform-container #waveform { contain: inline-size; min-width: 0; max-width: 100%; }
+.waveform-container { contain: inline-size; }
 """
 # The drum grid: a label column and one column per bar, in the SVGs' own proportions (LABEL_W to a
 # bar's 16 steps), so labels and bars scale alike. Four bars a line on a desktop, two where the page
